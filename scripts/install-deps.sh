@@ -7,7 +7,7 @@
 #   Tiers: base (default), tpm, artifact, qemu, all.
 set -eu
 
-base="dbus openssl ca-certificates util-linux systemd xz-utils zstd"
+base="file dbus openssl ca-certificates util-linux systemd xz-utils zstd"
 tpm="swtpm swtpm-tools tpm2-tools tpm2-openssl"
 artifact="mender-artifact"
 qemu="qemu-system-x86 qemu-system-arm qemu-user-static busybox-static cpio"
