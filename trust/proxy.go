@@ -1,0 +1,179 @@
+package trust
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"golang.org/x/net/http/httpproxy"
+)
+
+func osGetenv(name string) string { return os.Getenv(name) }
+
+// proxyFromEnv reads HTTPS_PROXY, HTTP_PROXY and NO_PROXY (upper case
+// first, then lower case, as net/http does) through env and returns the
+// proxy selector. It rejects a proxy variable that is not an http or https
+// proxy URL, so a typo is reported at start and not as a mysterious dial
+// failure later.
+func proxyFromEnv(env func(string) string) (func(*url.URL) (*url.URL, error), error) {
+	get := func(names ...string) (string, string) {
+		for _, n := range names {
+			if v := env(n); v != "" {
+				return n, v
+			}
+		}
+		return names[0], ""
+	}
+	httpsName, httpsVal := get("HTTPS_PROXY", "https_proxy")
+	httpName, httpVal := get("HTTP_PROXY", "http_proxy")
+	_, noProxy := get("NO_PROXY", "no_proxy")
+	for _, v := range []struct{ name, value string }{{httpsName, httpsVal}, {httpName, httpVal}} {
+		if v.value == "" {
+			continue
+		}
+		if err := checkProxyURL(v.value); err != nil {
+			return nil, fmt.Errorf("proxy variable %s=%s: %w; use http://[user:password@]host:port", v.name, redactProxy(v.value), err)
+		}
+	}
+	cfg := httpproxy.Config{
+		HTTPProxy:  httpVal,
+		HTTPSProxy: httpsVal,
+		NoProxy:    noProxy,
+		CGI:        env("REQUEST_METHOD") != "",
+	}
+	return cfg.ProxyFunc(), nil
+}
+
+// parseProxyURL parses a proxy variable the way httpproxy does: a value
+// without a scheme means http://value.
+func parseProxyURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if u2, err2 := url.Parse("http://" + v); err2 == nil {
+			return u2, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("not a URL")
+	}
+	return u, nil
+}
+
+func checkProxyURL(v string) error {
+	u, err := parseProxyURL(v)
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "http", "https":
+	default:
+		return fmt.Errorf("unsupported proxy scheme %q", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("no proxy host")
+	}
+	if p := u.Port(); p != "" {
+		if _, err := net.LookupPort("tcp", p); err != nil {
+			return fmt.Errorf("bad proxy port %q", p)
+		}
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+		return fmt.Errorf("a proxy URL has no path or query")
+	}
+	return nil
+}
+
+// redactProxy hides the password of a proxy variable for messages.
+func redactProxy(v string) string {
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Redacted()
+	}
+	if i := strings.LastIndex(v, "@"); i >= 0 {
+		return "xxxxx@" + v[i+1:]
+	}
+	return v
+}
+
+// proxyAddr is host:port of a proxy URL, with the scheme's default port.
+func proxyAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// dialProxy connects to the proxy at u (over TLS for an https proxy) and
+// opens a CONNECT tunnel to addr, authenticating with the URL's user
+// information.
+func (s *Store) dialProxy(ctx context.Context, dial dialFunc, u *url.URL, addr string) (net.Conn, error) {
+	conn, err := dial(ctx, "tcp", proxyAddr(u))
+	if err != nil {
+		return nil, fmt.Errorf("proxy %s: %w", u.Redacted(), err)
+	}
+	if u.Scheme == "https" {
+		tc := tls.Client(conn, s.ClientConfig(u.Hostname()))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("proxy %s: %w", u.Redacted(), err)
+		}
+		conn = tc
+	}
+	if err := connectTunnel(ctx, conn, u, addr); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// connectTunnel sends CONNECT addr over conn and waits for a 2xx answer.
+func connectTunnel(ctx context.Context, conn net.Conn, u *url.URL, addr string) error {
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	req := &http.Request{
+		Method: http.MethodConnect,
+		URL:    &url.URL{Opaque: addr},
+		Host:   addr,
+		Header: make(http.Header),
+	}
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		cred := base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + pw))
+		req.Header.Set("Proxy-Authorization", "Basic "+cred)
+	}
+	if err := req.Write(conn); err != nil {
+		return fmt.Errorf("proxy %s: CONNECT %s: %w", u.Redacted(), addr, ctxErr(ctx, err))
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return fmt.Errorf("proxy %s: CONNECT %s: %w", u.Redacted(), addr, ctxErr(ctx, err))
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusProxyAuthRequired:
+		return fmt.Errorf("proxy %s: CONNECT %s: %s; check the user and password in the proxy variable", u.Redacted(), addr, resp.Status)
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("proxy %s: CONNECT %s: %s", u.Redacted(), addr, resp.Status)
+	case br.Buffered() > 0:
+		return fmt.Errorf("proxy %s: CONNECT %s: the proxy sent data before the TLS handshake", u.Redacted(), addr)
+	}
+	return nil
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
