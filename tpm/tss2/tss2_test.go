@@ -131,13 +131,17 @@ func TestParse(t *testing.T) {
 			wantMsg: "authorization policy",
 		},
 		{
-			name:    "importable key",
-			der:     func(t *testing.T) []byte { return build(t, asn1.ObjectIdentifier{2, 23, 133, 10, 1, 4}, 0x40000001, pub, priv) },
+			name: "importable key",
+			der: func(t *testing.T) []byte {
+				return build(t, asn1.ObjectIdentifier{2, 23, 133, 10, 1, 4}, 0x40000001, pub, priv)
+			},
 			wantMsg: "importable key",
 		},
 		{
-			name:    "sealed object",
-			der:     func(t *testing.T) []byte { return build(t, asn1.ObjectIdentifier{2, 23, 133, 10, 1, 5}, 0x40000001, pub, priv) },
+			name: "sealed object",
+			der: func(t *testing.T) []byte {
+				return build(t, asn1.ObjectIdentifier{2, 23, 133, 10, 1, 5}, 0x40000001, pub, priv)
+			},
 			wantMsg: "sealed data object",
 		},
 		{
