@@ -72,10 +72,11 @@ func ParseBundle(data []byte) ([]*x509.Certificate, []BlockProblem) {
 	}
 	if len(bytes.TrimSpace(rest)) > 0 {
 		what := "text after the last PEM block is not PEM; it is ignored"
-		if index == 0 {
-			what = "no PEM block found; expected -----BEGIN CERTIFICATE-----"
-		} else if bytes.Contains(rest, []byte("-----BEGIN")) {
+		switch {
+		case bytes.Contains(rest, []byte("-----BEGIN")):
 			what = "a PEM block is truncated or malformed; it is ignored"
+		case index == 0:
+			what = "no PEM block found; expected -----BEGIN CERTIFICATE-----"
 		}
 		problems = append(problems, BlockProblem{Index: index + 1, Err: fmt.Errorf("%s", what)})
 	}

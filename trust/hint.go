@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -35,10 +34,11 @@ func Hint(err error) string {
 
 // Explain is Hint with the store's knowledge: the device time, the
 // configured ServerCertificate and the client certificate that was
-// presented. serverURL names the server when the error does not.
+// presented. serverURL, when not empty, names the server in the message
+// (as the operator configured it) instead of the verified host name.
 func (s *Store) Explain(err error, serverURL string) string {
 	hc := hintContext{
-		server:     hostOf(serverURL),
+		server:     serverURL,
 		now:        s.now(),
 		floor:      s.floor,
 		bundle:     s.cfg.ServerCertificate,
@@ -49,13 +49,6 @@ func (s *Store) Explain(err error, serverURL string) string {
 		hc.client = cs.cert.Leaf
 	}
 	return explain(err, hc)
-}
-
-func hostOf(serverURL string) string {
-	if u, err := url.Parse(serverURL); err == nil && u.Host != "" {
-		return u.Host
-	}
-	return serverURL
 }
 
 func explain(err error, hc hintContext) string {

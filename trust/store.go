@@ -170,7 +170,10 @@ func (s *Store) loadRoots() (*rootSet, error) {
 		if len(problems) == 0 {
 			return nil, errors.New("file is empty; expected one or more PEM certificates")
 		}
-		return nil, fmt.Errorf("no usable certificate among %d problem(s), first: %v", len(problems), problems[0])
+		if len(problems) == 1 {
+			return nil, fmt.Errorf("no usable certificate: %v", problems[0])
+		}
+		return nil, fmt.Errorf("no usable certificate (%d blocks skipped, first %v)", len(problems), problems[0])
 	}
 	now := s.now()
 	for i, c := range certs {
