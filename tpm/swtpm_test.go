@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/assert"
@@ -110,12 +111,26 @@ func TestCreateSaveReloadSign(t *testing.T) {
 }
 
 func TestClearedTPM(t *testing.T) {
+	newTPM := func(t *testing.T, sw *tpmtest.SWTPM) *tpmtest.SWTPM {
+		sw.Stop()
+		return tpmtest.Start(t) // fresh state: a replaced TPM
+	}
+	tpm2Clear := func(t *testing.T, sw *tpmtest.SWTPM) *tpmtest.SWTPM {
+		tt, err := tpm.Open(sw.Device())
+		require.NoError(t, err)
+		defer tt.Close()
+		_, err = tpm2.Clear{AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHLockout, Auth: tpm2.PasswordAuth(nil)}}.Execute(tt)
+		require.NoError(t, err, "TPM2_Clear")
+		return sw
+	}
 	tests := []struct {
 		name       string
+		clear      func(t *testing.T, sw *tpmtest.SWTPM) *tpmtest.SWTPM
 		regenerate bool
 	}{
-		{name: "regenerate", regenerate: true},
-		{name: "no regeneration", regenerate: false},
+		{name: "TPM2_Clear, regenerate", clear: tpm2Clear, regenerate: true},
+		{name: "TPM2_Clear, no regeneration", clear: tpm2Clear, regenerate: false},
+		{name: "replaced TPM, regenerate", clear: newTPM, regenerate: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,9 +142,7 @@ func TestClearedTPM(t *testing.T) {
 			require.NoError(t, old.Close())
 			oldData, err := os.ReadFile(path)
 			require.NoError(t, err)
-			sw.Stop()
-
-			cleared := tpmtest.Start(t) // fresh state: new seeds, like tpm2_clear
+			cleared := tc.clear(t, sw)
 			logger, hook := test.NewNullLogger()
 			opts := options(cleared, path)
 			opts.RegenerateOnClear = tc.regenerate

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,30 +43,42 @@ type SWTPM struct {
 
 // Start runs a swtpm with a fresh state directory. The test is skipped (or
 // failed under `make test`) when swtpm is not installed. The process is
-// stopped in t.Cleanup.
+// stopped and its directories removed in t.Cleanup.
 func Start(t testing.TB) *SWTPM {
 	t.Helper()
-	return StartWithState(t, t.TempDir())
+	testenv.LookPath(t, "swtpm")
+	return StartWithState(t, shortTempDir(t))
 }
 
 // StartWithState runs a swtpm on an existing state directory, for example
-// one left by an earlier SWTPM that was stopped.
+// one left by an earlier SWTPM that was stopped. swtpm's option syntax
+// cannot express paths with commas.
 func StartWithState(t testing.TB, stateDir string) *SWTPM {
 	t.Helper()
 	bin := testenv.LookPath(t, "swtpm")
+	if strings.Contains(stateDir, ",") {
+		t.Fatalf("swtpm state directory %q contains a comma, which swtpm options cannot express", stateDir)
+	}
 	// Unix socket paths are limited to 108 bytes; t.TempDir paths built
 	// from long test names exceed that, so the sockets get a short dir.
-	sockDir, err := os.MkdirTemp("", "swtpm")
-	if err != nil {
-		t.Fatalf("swtpm socket directory: %v", err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
-	s := &SWTPM{StateDir: stateDir, Socket: filepath.Join(sockDir, "tpm.sock"), bin: bin}
+	s := &SWTPM{StateDir: stateDir, Socket: filepath.Join(shortTempDir(t), "tpm.sock"), bin: bin}
 	t.Cleanup(s.Stop)
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// shortTempDir returns a new directory with a short, comma-free path,
+// removed in t.Cleanup.
+func shortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "swtpm")
+	if err != nil {
+		t.Fatalf("swtpm directory: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // Device returns the device string for the tpm package ("unix:" + Socket).
