@@ -44,8 +44,8 @@ func parseKey(data, passphrase []byte, path string) (*Key, error) {
 		}
 	}
 	// pem.Decode silently skips a damaged block (bad base64, missing END
-	// line); count the BEGIN lines to notice it.
-	if begins := countBeginLines(data); begins != decoded || decoded == 0 {
+	// line); count the begin markers to notice it.
+	if begins := countBegins(data); begins != decoded || decoded == 0 {
 		if begins == 0 {
 			return nil, fmt.Errorf("%w: no PEM data (expected a -----BEGIN ... PRIVATE KEY----- block)", ErrCorruptKey)
 		}
@@ -68,15 +68,9 @@ func parseKey(data, passphrase []byte, path string) (*Key, error) {
 	return newKey(priv, path)
 }
 
-func countBeginLines(data []byte) int {
-	n := 0
-	for line := range bytes.Lines(data) {
-		if bytes.HasPrefix(line, []byte("-----BEGIN ")) {
-			n++
-		}
-	}
-	return n
-}
+// countBegins counts PEM begin markers anywhere in data, including ones
+// pem.Decode would not recognise (not at a line start).
+func countBegins(data []byte) int { return bytes.Count(data, []byte("-----BEGIN ")) }
 
 // parseKeyBlock turns one "... PRIVATE KEY" block into a private key.
 func parseKeyBlock(b *pem.Block, passphrase []byte) (any, error) {
