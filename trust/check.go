@@ -175,7 +175,7 @@ func (s *Store) checkServer(ctx context.Context, server string) []CheckResult {
 	add(CheckConnect, CheckPass, "connected to "+addr, "")
 	if err != nil {
 		name := CheckTLS
-		if _, ok := remoteAlert(err); ok {
+		if clientRejected(err) {
 			name = CheckMutualTLS
 		}
 		add(name, CheckFail, err.Error(), s.Explain(err, server))
@@ -198,7 +198,7 @@ func (s *Store) checkServer(ctx context.Context, server string) []CheckResult {
 	// so make one request to learn its verdict.
 	reqErr := probe(ctx, tc, u.Host)
 	switch {
-	case reqErr != nil && func() bool { _, ok := remoteAlert(reqErr); return ok }():
+	case reqErr != nil && clientRejected(reqErr):
 		add(CheckMutualTLS, CheckFail, reqErr.Error(), s.Explain(reqErr, server))
 	case info.certAsked && info.certSent != nil && len(info.certSent.Certificate) > 0:
 		c := info.certSent.Leaf
@@ -208,10 +208,8 @@ func (s *Store) checkServer(ctx context.Context, server string) []CheckResult {
 	case s.ClientCertificate() != nil:
 		add(CheckMutualTLS, CheckSkip, "server did not ask for a client certificate", "")
 	}
-	if reqErr != nil {
-		if _, ok := remoteAlert(reqErr); !ok {
-			add(CheckConnect, CheckWarn, "request after the handshake: "+reqErr.Error(), "")
-		}
+	if reqErr != nil && !clientRejected(reqErr) {
+		add(CheckConnect, CheckWarn, "request after the handshake: "+reqErr.Error(), "")
 	}
 	return out
 }

@@ -56,6 +56,11 @@ func explain(err error, hc hintContext) string {
 		return ""
 	}
 	var sent []*x509.Certificate
+	if he, ok := errors.AsType[*HandshakeError](err); ok {
+		if he.ClientCertificateRequested {
+			hc.client, hc.clientSet = he.ClientCertificate, true
+		}
+	}
 	if ve, ok := errors.AsType[*VerifyError](err); ok {
 		if hc.server == "" {
 			hc.server = ve.Server
@@ -83,7 +88,8 @@ func explain(err error, hc hintContext) string {
 	if errors.Is(err, ErrNoServerName) {
 		return fmt.Sprintf("no server name to verify the certificate of server %s against; set tls.Config.ServerName or use the store's Transport", hc.server)
 	}
-	if alert, ok := remoteAlert(err); ok {
+	if clientRejected(err) {
+		alert, _ := remoteAlert(err)
 		return hintAlert(hc, alert)
 	}
 	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
@@ -155,6 +161,17 @@ func hintHostname(hc hintContext, he x509.HostnameError) string {
 	}
 	return fmt.Sprintf("host name mismatch: expected %q, but certificate %q is for %s; use a server URL with one of those names or reissue the server certificate",
 		he.Host, c.Subject.String(), strings.Join(names, ", "))
+}
+
+// clientRejected reports whether err is a server's TLS alert about the
+// client certificate (or its absence).
+func clientRejected(err error) bool {
+	alert, ok := remoteAlert(err)
+	if ok {
+		return true
+	}
+	he, isHE := errors.AsType[*HandshakeError](err)
+	return isHE && he.ClientCertificateRequested && alert == "handshake failure"
 }
 
 // clientAlerts are the TLS alerts a server sends about the client

@@ -3,6 +3,7 @@ package trust
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -61,6 +62,27 @@ func (s *Store) plainHTTPProxy(r *http.Request) (*url.URL, error) {
 	return s.proxy(r.URL)
 }
 
+// HandshakeError is a TLS handshake that failed on a connection made by a
+// Store's Transport. It records whether the server asked for a client
+// certificate and which one was sent, and unwraps to the crypto/tls or
+// crypto/x509 error.
+type HandshakeError struct {
+	// Addr is the server's host:port.
+	Addr string
+	// ClientCertificateRequested reports whether the server asked for a
+	// client certificate before the handshake failed.
+	ClientCertificateRequested bool
+	// ClientCertificate is the certificate sent, nil when none was.
+	ClientCertificate *x509.Certificate
+	Err               error
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("tls handshake with %s: %v", e.Addr, e.Err)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }
+
 // dialInfo tells Check what happened during a TLS dial.
 type dialInfo struct {
 	proxy        *url.URL
@@ -108,8 +130,12 @@ func (s *Store) dialTLS(ctx context.Context, dial dialFunc, network, addr string
 	defer hcancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
 		conn.Close()
-		info.handshakeErr = err
-		return nil, info, err
+		he := &HandshakeError{Addr: addr, ClientCertificateRequested: info.certAsked, Err: err}
+		if info.certSent != nil {
+			he.ClientCertificate = info.certSent.Leaf
+		}
+		info.handshakeErr = he
+		return nil, info, he
 	}
 	info.state = tc.ConnectionState()
 	return tc, info, nil
