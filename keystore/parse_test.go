@@ -1,9 +1,9 @@
 package keystore
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"bytes"
 	"encoding/pem"
 	"fmt"
 	"os"
