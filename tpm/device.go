@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strings"
 	"sync"
@@ -72,10 +73,11 @@ func openRaw(device string) (transport.TPMCloser, error) {
 // single opener, and commands of different keys must not interleave with
 // each other's retries, so all keys on one device share it.
 type device struct {
-	name string
-	mu   sync.Mutex // serializes every command sent through t
-	t    transport.TPMCloser
-	refs int // guarded by devices.mu
+	name     string
+	mu       sync.Mutex // serializes every command sent through t
+	t        transport.TPM
+	injected bool // t belongs to the caller: never closed here
+	refs     int  // guarded by devices.mu
 }
 
 // devices maps a device name to its shared connection while any key uses it.
@@ -84,22 +86,29 @@ var devices = struct {
 	m  map[string]*device
 }{m: map[string]*device{}}
 
-// acquire returns the shared connection for name, opening it if needed.
-func acquire(name string) (*device, error) {
+// acquire returns the shared connection for name, opening it if needed,
+// or registering injected (the caller's open TPM) under name.
+func acquire(name string, injected transport.TPM) (*device, error) {
 	if name == "" {
 		name = DefaultDevice
 	}
 	devices.mu.Lock()
 	defer devices.mu.Unlock()
 	if d, ok := devices.m[name]; ok {
+		if d.injected != (injected != nil) || (injected != nil && d.t != injected) {
+			return nil, fmt.Errorf("TPM %s is already in use through another connection; use one Transport per device name", name)
+		}
 		d.refs++
 		return d, nil
 	}
-	t, err := openRaw(name)
-	if err != nil {
-		return nil, err
+	d := &device{name: name, t: injected, injected: injected != nil, refs: 1}
+	if injected == nil {
+		t, err := openRaw(name)
+		if err != nil {
+			return nil, err
+		}
+		d.t = t
 	}
-	d := &device{name: name, t: t, refs: 1}
 	devices.m[name] = d
 	return d, nil
 }
@@ -113,7 +122,11 @@ func (d *device) release() error {
 		return nil
 	}
 	delete(devices.m, d.name)
-	if err := d.t.Close(); err != nil {
+	c, ok := d.t.(io.Closer)
+	if d.injected || !ok {
+		return nil
+	}
+	if err := c.Close(); err != nil {
 		return fmt.Errorf("close TPM %s: %w", d.name, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/sirupsen/logrus"
 
 	"github.com/mender-agent/mender-agent/internal/atomicfile"
@@ -35,6 +36,12 @@ type Options struct {
 	// "/dev/tpm0" (exclusive, no resource manager), or "unix:PATH" for a
 	// swtpm socket.
 	Device string
+	// Transport, when non-nil, is an already open TPM used instead of
+	// opening Device (for example go-tpm's in-process simulator in tests,
+	// or a connection the caller manages). The caller keeps ownership and
+	// closes it after every Key using it is closed. Keys given the same
+	// Transport share one mutex.
+	Transport transport.TPM
 	// Path is the key file, a "TSS2 PRIVATE KEY" PEM.
 	Path string
 	// Type is the key type to create: "" or "ecdsa-p256" (default),
@@ -60,6 +67,9 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.Device == "" {
 		o.Device = DefaultDevice
+		if o.Transport != nil {
+			o.Device = fmt.Sprintf("transport %p", o.Transport)
+		}
 	}
 	if o.Logger == nil {
 		l := logrus.New()
@@ -142,7 +152,7 @@ func generate(ctx context.Context, opts Options, typ string, log logrus.FieldLog
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("create TPM key %s: %w", opts.Path, err)
 	}
-	d, err := acquire(opts.Device)
+	d, err := acquire(opts.Device, opts.Transport)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +202,7 @@ func loadFile(ctx context.Context, opts Options, file *tss2.Key) (*Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load TPM key %s: %w", opts.Path, err)
 	}
-	d, err := acquire(opts.Device)
+	d, err := acquire(opts.Device, opts.Transport)
 	if err != nil {
 		return nil, err
 	}
