@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -55,13 +56,21 @@ func proxyFromEnv(env func(string) string) (func(*url.URL) (*url.URL, error), er
 // without a scheme means http://value.
 func parseProxyURL(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
+	if err != nil && strings.Contains(v, "://") {
+		// Report the parser's reason without the URL it quotes, which
+		// may hold a password.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			return nil, ue.Err
+		}
+		return nil, errors.New("not a URL")
+	}
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		if u2, err2 := url.Parse("http://" + v); err2 == nil {
 			return u2, nil
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("not a URL")
+		return nil, errors.New("not a URL")
 	}
 	return u, nil
 }
