@@ -106,10 +106,10 @@ func tarEnd(c *counter, contentEnd int64, lastSize int64, buf []byte) error {
 	}
 	var zeros int64
 	for {
-		n, err := c.r.Read(buf)
-		for _, b := range buf[:n] {
+		n, err := c.Read(buf)
+		for i, b := range buf[:n] {
 			if b != 0 {
-				return fmt.Errorf("non-zero data after the tar end-of-archive marker (byte %d)", c.n+zeros+int64(n))
+				return fmt.Errorf("non-zero data after the tar end-of-archive marker (byte %d)", c.n-int64(n)+int64(i))
 			}
 		}
 		zeros += int64(n)
@@ -208,7 +208,10 @@ func (s *streamEnd) Read(p []byte) (int, error) {
 		}
 		return n, io.EOF
 	}
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return n, fmt.Errorf("%s: compressed stream truncated or followed by other data: %w", s.name, err)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), s.name+":") {
 		err = fmt.Errorf("%s: %w", s.name, err)
 	}
 	return n, err
@@ -393,7 +396,7 @@ func (p *pipe) stop() {
 
 // tarReason turns a tar error into a rejection reason.
 func tarReason(err error) string {
-	if errors.Is(err, io.ErrUnexpectedEOF) {
+	if err == io.ErrUnexpectedEOF { //nolint:errorlint // only the bare sentinel means "no more bytes"
 		return "truncated"
 	}
 	if errors.Is(err, tar.ErrHeader) {

@@ -120,7 +120,10 @@ func (v *verifier) next() (*tar.Header, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, v.fail(v.member, fmt.Errorf("after member: %s", tarReason(err)))
+		if v.in.eof && errors.Is(err, io.ErrUnexpectedEOF) && v.in.err == nil {
+			return nil, invalid(v.member, fmt.Sprintf("truncated: the input ends after %d bytes", v.in.n))
+		}
+		return nil, v.fail(v.member, fmt.Errorf("tar header after this member: %w", err))
 	}
 	if err := checkRegular(hdr); err != nil {
 		return nil, invalid(hdr.Name, err.Error())
@@ -140,12 +143,20 @@ func (v *verifier) fail(path string, err error) error {
 		return fmt.Errorf("read artifact: %w", v.in.err)
 	case v.ctx.Err() != nil:
 		return v.ctx.Err()
-	case v.in.eof && (errors.Is(err, io.ErrUnexpectedEOF) || v.outer.n < v.memberEnd):
+	case v.in.eof && v.outer.n < v.memberEnd:
 		return invalid(path, fmt.Sprintf("truncated: the input ends after %d bytes", v.in.n))
 	case errors.As(err, &inv):
 		return err
 	}
 	return &Error{Path: path, Reason: tarReason(err), Err: err}
+}
+
+// ended reports an input that ended where member path should be.
+func (v *verifier) ended(path string) error {
+	if v.in.err != nil {
+		return fmt.Errorf("read artifact: %w", v.in.err)
+	}
+	return invalid(path, fmt.Sprintf("truncated: the input ends after %d bytes", v.in.n))
 }
 
 // readSmall reads a whole member of at most limit bytes.
@@ -169,7 +180,7 @@ func (v *verifier) run() (*Report, error) {
 		return nil, err
 	}
 	if hdr == nil {
-		return nil, v.fail("version", io.ErrUnexpectedEOF)
+		return nil, v.ended("version")
 	}
 	if hdr.Name != "version" {
 		return nil, invalid(hdr.Name, "first member must be \"version\"")
@@ -198,7 +209,7 @@ func (v *verifier) run() (*Report, error) {
 		return nil, err
 	}
 	if hdr == nil {
-		return nil, v.fail("manifest", io.ErrUnexpectedEOF)
+		return nil, v.ended("manifest")
 	}
 	if hdr.Name != "manifest" {
 		return nil, invalid(hdr.Name, "unexpected member; want \"manifest\" after \"version\"")
@@ -213,7 +224,7 @@ func (v *verifier) run() (*Report, error) {
 		return nil, err
 	}
 	if hdr == nil {
-		return nil, v.fail("manifest", io.ErrUnexpectedEOF)
+		return nil, v.ended("manifest")
 	}
 	if hdr.Name == "manifest.sig" {
 		sigText, err := v.readSmall(hdr, MaxSignatureSize)
@@ -227,7 +238,7 @@ func (v *verifier) run() (*Report, error) {
 			return nil, err
 		}
 		if hdr == nil {
-			return nil, v.fail("manifest.sig", io.ErrUnexpectedEOF)
+			return nil, v.ended("manifest.sig")
 		}
 	} else if len(v.opts.Keys) > 0 {
 		return nil, &Error{Path: "manifest.sig", Reason: "missing: the artifact is not signed but verification keys are configured", Err: ErrUnsigned}
