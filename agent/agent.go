@@ -60,8 +60,10 @@ type Config struct {
 	// means math/rand/v2.Float64.
 	Rand func() float64
 	// BuildTime is the clock sanity floor: while the wall clock reads
-	// earlier than this (or than the last successful authentication), the
-	// clock is considered unset.
+	// earlier than this (or than the last successful authentication, or
+	// the issue time of the cached token), the clock is considered unset:
+	// failed attempts are retried every ClockRetryInterval and the wall
+	// clock is re-read as often.
 	BuildTime time.Time
 	// RenewAtFraction is the share of a token's lifetime after which it is
 	// renewed, in (0, 1].
@@ -323,9 +325,10 @@ type runState struct {
 	demandAt time.Time
 	// demand records a pending RequestRefresh or ReportUnauthorized.
 	demand bool
-	// lastSuccess is the wall-clock time of the last success, part of the
-	// clock floor.
-	lastSuccess time.Time
+	// lastGood is the latest wall-clock time known to have passed: the
+	// last success, or the issue time of the cached token. It is part of
+	// the clock floor.
+	lastGood time.Time
 	// clockWaiting is set once "waiting for a valid system time" was
 	// logged, until an attempt fails for another reason or succeeds.
 	clockWaiting bool
@@ -393,6 +396,7 @@ func (a *Agent) loadCache(s *runState) {
 	}
 	s.cur = &tok
 	s.renewAt = a.renew.renewDeadline(tok.IssuedAt, tok.Expires, a.rand())
+	s.lastGood = tok.IssuedAt
 	a.tok.Store(s.cur)
 	log := a.log.WithFields(logrus.Fields{logServerURL: tok.ServerURL, logExpires: tok.Expires, logRenewAt: s.renewAt})
 	if now.Before(s.renewAt) {
@@ -465,9 +469,10 @@ func (a *Agent) next(s *runState) (time.Duration, bool) {
 }
 
 // clockInvalid reports whether the wall clock reads earlier than the build
-// time or the last successful authentication.
+// time, the last successful authentication or the issue time of the cached
+// token.
 func (a *Agent) clockInvalid(now time.Time, s *runState) bool {
-	return now.Before(a.buildTime) || now.Before(s.lastSuccess)
+	return now.Before(a.buildTime) || now.Before(s.lastGood)
 }
 
 func (a *Agent) drop(s *runState) {
@@ -523,7 +528,7 @@ func (a *Agent) attempt(ctx context.Context, s *runState) {
 	s.failures = 0
 	s.retryAt = time.Time{}
 	s.demandAt = time.Time{}
-	s.lastSuccess = now
+	s.lastGood = now
 	s.clockWaiting = false
 	a.tok.Store(s.cur)
 	a.log.WithFields(logrus.Fields{logServerURL: tok.ServerURL, logExpires: tok.Expires, logRenewAt: s.renewAt}).

@@ -708,6 +708,26 @@ func TestClockBeforeBuildTime(t *testing.T) {
 	})
 }
 
+func TestClockBehindCachedToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, nil)
+		// The cached token was issued a day "in the future": the clock went
+		// back at reboot.
+		now := time.Now()
+		require.NoError(t, e.store.Save(agenttest.NewToken(serverURL, now.Add(24*time.Hour), now.Add(48*time.Hour))))
+		e.auth.Push(agenttest.Step{Err: errors.New("tls: handshake failure")})
+		e.issue(time.Hour)
+		e.start()
+		require.Equal(t, 0, e.auth.Calls())
+		require.True(t, e.ag.RequestRefresh())
+		synctest.Wait()
+		require.Equal(t, 1, e.auth.Calls())
+		advance(5 * time.Second)
+		assert.Equal(t, 2, e.auth.Calls(), "retried on the clock interval, not the backoff")
+		assert.Contains(t, e.messages(logrus.WarnLevel), "waiting for a valid system time")
+	})
+}
+
 func TestClockErrorRetriesOnShortInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, nil)
