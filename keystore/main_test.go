@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -97,14 +96,4 @@ func runHelperAsNobody(t *testing.T, dir, mode, arg string) string {
 	out, err := cmd.Output()
 	require.NoError(t, err, "helper: %s", stderr.String())
 	return strings.TrimSpace(string(out))
-}
-
-// readLines returns the complete lines of r.
-func readLines(r io.Reader) []string {
-	var lines []string
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return lines
 }
