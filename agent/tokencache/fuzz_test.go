@@ -18,7 +18,7 @@ func FuzzParse(f *testing.F) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	const server = "https://mender.example.com"
 	b := NewBinding([]string{server}, "tenant", "fp")
-	c, err := New("/nonexistent", b, Options{Now: func() time.Time { return now }})
+	c, err := New(Options{Path: "/nonexistent/" + FileName, Binding: b, Now: func() time.Time { return now }})
 	require.NoError(f, err)
 	tok := agenttest.NewToken(server, now.Add(-time.Hour), now.Add(time.Hour))
 	good, err := json.Marshal(file{JWT: tok.JWT(), ServerURL: server, Binding: b, SavedAt: now})

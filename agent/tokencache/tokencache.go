@@ -12,9 +12,7 @@ package tokencache
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,12 +26,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/mender-agent/mender-agent/agent"
 	"github.com/mender-agent/mender-agent/internal/atomicfile"
 )
 
 // FileName is the name of the cache file in the data directory.
 const FileName = "mender-agent-token.json"
+
+// Log field names.
+const (
+	logPath    = "path"
+	logExpires = "expires"
+)
 
 // maxFileSize bounds what Load reads: a token of the largest accepted size
 // plus room for the binding.
@@ -52,7 +58,8 @@ type Binding struct {
 	// TenantHash is the SHA-256 of the tenant token in lowercase hex (see
 	// HashTenantToken); the tenant token itself is never stored.
 	TenantHash string `json:"tenant_hash"`
-	// KeyFingerprint identifies the device key (see KeyFingerprint).
+	// KeyFingerprint identifies the device key (keystore.Fingerprint of
+	// its public key); it is compared as an opaque string.
 	KeyFingerprint string `json:"key_fingerprint"`
 }
 
@@ -72,20 +79,17 @@ func HashTenantToken(tenantToken string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// KeyFingerprint returns the SHA-256 of the public key's PKIX
-// (SubjectPublicKeyInfo) DER encoding in lowercase hex. It accepts the
-// public key types crypto/x509 can marshal (RSA, ECDSA, Ed25519).
-func KeyFingerprint(pub crypto.PublicKey) (string, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return "", fmt.Errorf("fingerprint of %T device key: %w", pub, err)
-	}
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// Options are the optional settings of a Cache.
+// Options configure a Cache.
 type Options struct {
+	// Path is the cache file, normally FileName in the data directory.
+	// Required.
+	Path string
+	// Binding is the configuration the cached token must belong to.
+	// Required.
+	Binding Binding
+	// Logger receives debug lines about saves and clears; nil discards
+	// them. Load reports problems as errors instead of logging them.
+	Logger logrus.FieldLogger
 	// Now is the wall clock used to reject expired tokens and stamp
 	// saved_at; nil means time.Now.
 	Now func() time.Time
@@ -95,6 +99,7 @@ type Options struct {
 type Cache struct {
 	path    string
 	binding Binding
+	log     logrus.FieldLogger
 	now     func() time.Time
 
 	mu sync.Mutex
@@ -102,11 +107,12 @@ type Cache struct {
 
 var _ agent.TokenStore = (*Cache)(nil)
 
-// New returns a Cache for the file FileName in dir, bound to b. It checks
-// its arguments and does no I/O.
-func New(dir string, b Binding, opts Options) (*Cache, error) {
-	if dir == "" {
-		return nil, errors.New("token cache: data directory is empty")
+// New checks opts and returns a Cache. It does no I/O: a missing data
+// directory shows up as an error from Save.
+func New(opts Options) (*Cache, error) {
+	b := opts.Binding
+	if opts.Path == "" {
+		return nil, errors.New("token cache: Path is empty; use FileName in the data directory")
 	}
 	if len(b.ServerURLs) == 0 {
 		return nil, errors.New("token cache: binding has no server URL")
@@ -119,10 +125,15 @@ func New(dir string, b Binding, opts Options) (*Cache, error) {
 	if b.TenantHash == "" || b.KeyFingerprint == "" {
 		return nil, errors.New("token cache: binding needs a tenant hash and a key fingerprint; build it with NewBinding")
 	}
-	c := &Cache{path: filepath.Join(dir, FileName), binding: b, now: opts.Now}
+	c := &Cache{path: opts.Path, binding: b, log: opts.Logger, now: opts.Now}
 	c.binding.ServerURLs = slices.Clone(b.ServerURLs)
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		c.log = l
 	}
 	return c, nil
 }
@@ -255,6 +266,7 @@ func (c *Cache) Save(tok agent.Token) error {
 	if err := atomicfile.WriteFile(c.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("token cache: %w", err)
 	}
+	c.log.WithFields(logrus.Fields{logPath: c.path, logExpires: tok.Expires}).Debug("token cache saved")
 	return nil
 }
 
@@ -272,5 +284,6 @@ func (c *Cache) Clear() error {
 	if err := atomicfile.SyncDir(filepath.Dir(c.path)); err != nil {
 		return fmt.Errorf("token cache: %w", err)
 	}
+	c.log.WithField(logPath, c.path).Debug("token cache cleared")
 	return nil
 }

@@ -2,10 +2,6 @@ package tokencache_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -34,7 +30,7 @@ func clock() time.Time { return now }
 
 func newCache(t *testing.T, dir string, b tokencache.Binding) *tokencache.Cache {
 	t.Helper()
-	c, err := tokencache.New(dir, b, tokencache.Options{Now: clock})
+	c, err := tokencache.New(tokencache.Options{Path: filepath.Join(dir, tokencache.FileName), Binding: b, Now: clock})
 	require.NoError(t, err)
 	return c
 }
@@ -134,7 +130,7 @@ func TestLoadDiscards(t *testing.T) {
 			if tt.content != "" || tt.token.IsZero() {
 				require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o600))
 			} else {
-				c, err := tokencache.New(dir, tt.saveAs, tokencache.Options{Now: func() time.Time { return now.Add(-time.Hour) }})
+				c, err := tokencache.New(tokencache.Options{Path: path, Binding: tt.saveAs, Now: func() time.Time { return now.Add(-time.Hour) }})
 				require.NoError(t, err)
 				require.NoError(t, c.Save(tt.token))
 			}
@@ -221,20 +217,20 @@ func TestSaveIntoMissingDirectory(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	tests := []struct {
 		name    string
-		dir     string
+		path    string
 		binding tokencache.Binding
 		wantErr string
 	}{
-		{name: "valid", dir: "/data", binding: binding()},
-		{name: "no dir", binding: binding(), wantErr: "data directory is empty"},
-		{name: "no servers", dir: "/data", binding: tokencache.NewBinding(nil, "", fingerprint), wantErr: "no server URL"},
-		{name: "empty server", dir: "/data", binding: tokencache.NewBinding([]string{server, ""}, "", fingerprint), wantErr: "server URL 2 is empty"},
-		{name: "no fingerprint", dir: "/data", binding: tokencache.NewBinding([]string{server}, "", ""), wantErr: "key fingerprint"},
-		{name: "hand-built without hash", dir: "/data", binding: tokencache.Binding{ServerURLs: []string{server}, KeyFingerprint: "x"}, wantErr: "tenant hash"},
+		{name: "valid", path: "/data/" + tokencache.FileName, binding: binding()},
+		{name: "no path", binding: binding(), wantErr: "Path is empty"},
+		{name: "no servers", path: "/data/x", binding: tokencache.NewBinding(nil, "", fingerprint), wantErr: "no server URL"},
+		{name: "empty server", path: "/data/x", binding: tokencache.NewBinding([]string{server, ""}, "", fingerprint), wantErr: "server URL 2 is empty"},
+		{name: "no fingerprint", path: "/data/x", binding: tokencache.NewBinding([]string{server}, "", ""), wantErr: "key fingerprint"},
+		{name: "hand-built without hash", path: "/data/x", binding: tokencache.Binding{ServerURLs: []string{server}, KeyFingerprint: "x"}, wantErr: "tenant hash"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := tokencache.New(tt.dir, tt.binding, tokencache.Options{})
+			c, err := tokencache.New(tokencache.Options{Path: tt.path, Binding: tt.binding})
 			if tt.wantErr != "" {
 				require.Error(t, err)
 				assert.Contains(t, err.Error(), tt.wantErr)
@@ -242,42 +238,9 @@ func TestNewValidates(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, filepath.Join(tt.dir, tokencache.FileName), c.Path())
+			assert.Equal(t, tt.path, c.Path())
 		})
 	}
-}
-
-func TestKeyFingerprint(t *testing.T) {
-	ec1, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	ec2, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	edPub, _, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-
-	f1, err := tokencache.KeyFingerprint(ec1.Public())
-	require.NoError(t, err)
-	again, err := tokencache.KeyFingerprint(&ec1.PublicKey)
-	require.NoError(t, err)
-	f2, err := tokencache.KeyFingerprint(ec2.Public())
-	require.NoError(t, err)
-	fe, err := tokencache.KeyFingerprint(edPub)
-	require.NoError(t, err)
-	assert.Len(t, f1, 64)
-	assert.Equal(t, f1, again, "stable")
-	assert.NotEqual(t, f1, f2)
-	assert.NotEqual(t, f1, fe)
-
-	// A fixed Ed25519 key: SHA-256 over its 44-byte SPKI DER (checked with
-	// xxd and sha256sum over 302a300506032b6570032100 and 32 zero bytes).
-	fixed := ed25519.PublicKey(make([]byte, ed25519.PublicKeySize))
-	ff, err := tokencache.KeyFingerprint(fixed)
-	require.NoError(t, err)
-	assert.Equal(t, "722abd12e99a5367f375aeb9672a8e07712e03c2add16fa8d6914d1cfa2efe0c", ff)
-
-	_, err = tokencache.KeyFingerprint("not a key")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "fingerprint of string device key")
 }
 
 // TestAgentRestartUsesCache runs the real agent over the file cache twice:
@@ -285,7 +248,7 @@ func TestKeyFingerprint(t *testing.T) {
 func TestAgentRestartUsesCache(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
-		c, err := tokencache.New(dir, binding(), tokencache.Options{})
+		c, err := tokencache.New(tokencache.Options{Path: filepath.Join(dir, tokencache.FileName), Binding: binding()})
 		require.NoError(t, err)
 		run := func() (*agenttest.Authenticator, agent.Token) {
 			auth := &agenttest.Authenticator{Fallback: func(context.Context, int) (agent.Token, error) {
