@@ -39,6 +39,11 @@ const (
 	SubscriberBuffer = 8
 )
 
+// maxRetryAfter caps how long a server's Retry-After can hold the agent
+// back, so that a broken or hostile header cannot silence a device for
+// days. A BackoffMax above it wins.
+const maxRetryAfter = time.Hour
+
 // wallClockCheck is the longest the agent sleeps without reading the wall
 // clock again, so that a clock step (NTP setting the time after boot) makes
 // a renewal or an expiry due within this interval.
@@ -571,8 +576,9 @@ func (a *Agent) fail(s *runState, err error, now, end time.Time) {
 			Error("server refused the auth request as malformed; check the identity script output and the configuration")
 	case errors.As(err, &ra):
 		s.failures++
-		delay = max(ra.After, a.backoff.delay(s.failures, a.rand()))
-		spacing = max(spacing, ra.After)
+		after := min(ra.After, max(maxRetryAfter, a.backoff.max))
+		delay = max(after, a.backoff.delay(s.failures, a.rand()))
+		spacing = max(spacing, after)
 		log.WithFields(logrus.Fields{logRetryIn: delay, logFailures: s.failures}).
 			Warn("server is busy and asked to retry later; keeping the current token until it expires")
 	case errors.As(err, &ce) || a.clockInvalid(now, s):

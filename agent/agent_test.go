@@ -349,6 +349,7 @@ func TestRetryAfter(t *testing.T) {
 	}{
 		{name: "longer than backoff", after: 2 * time.Minute, want: 2 * time.Minute},
 		{name: "shorter than backoff", after: time.Second, want: 10 * time.Second},
+		{name: "capped at an hour", after: 1000 * time.Hour, want: time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

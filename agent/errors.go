@@ -16,7 +16,9 @@ var ErrUnauthorized = errors.New("device not authorized")
 var ErrBadRequest = errors.New("auth request refused as malformed")
 
 // RetryAfterError is a failure for which the server said when to try again
-// (HTTP 429 or 503 with Retry-After). The agent waits at least After.
+// (HTTP 429 or 503 with Retry-After). The agent waits at least After, for
+// on-demand attempts too, but never longer than an hour (or BackoffMax when
+// that is longer) so that a broken header cannot silence a device.
 type RetryAfterError struct {
 	After time.Duration
 	Err   error
