@@ -48,8 +48,8 @@ const DefaultTPMDevice = "/dev/tpmrm0"
 const TPMSocketPrefix = "unix:"
 
 // Secret is a configuration value that must never be logged, such as the
-// tenant token. fmt and logrus print it redacted; call Reveal at the one
-// place that sends it.
+// tenant token. fmt, logrus and encoding/json print it redacted; call Reveal
+// at the one place that sends it.
 type Secret string
 
 // String redacts the secret; an empty secret prints as empty so logs still
@@ -58,11 +58,15 @@ func (s Secret) String() string {
 	if s == "" {
 		return ""
 	}
-	return "<redacted>"
+	return "[redacted]"
 }
 
 // GoString redacts the secret for %#v.
 func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
+
+// MarshalJSON redacts the secret, so a Config dumped as JSON (or logged
+// with a JSON formatter) does not leak it.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
 
 // Reveal returns the secret's value.
 func (s Secret) Reveal() string { return string(s) }

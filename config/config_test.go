@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -695,7 +696,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%v", *c), fmt.Sprintf("%+v", *c), fmt.Sprintf("%#v", *c), c.TenantToken.String()} {
 		assert.NotContains(t, s, token)
 	}
-	assert.Contains(t, fmt.Sprintf("%+v", *c), "<redacted>")
+	assert.Contains(t, fmt.Sprintf("%+v", *c), "[redacted]")
+	js, err := json.Marshal(c)
+	require.NoError(t, err)
+	assert.NotContains(t, string(js), token)
+	assert.Contains(t, string(js), `"TenantToken":"[redacted]"`)
 	for _, e := range hook.AllEntries() {
 		line, err := e.String()
 		require.NoError(t, err)
@@ -713,4 +718,14 @@ func TestErrorsAreMatchable(t *testing.T) {
 	assert.True(t, errors.As(err, &se))
 	var fe *FieldError
 	assert.False(t, errors.As(err, &fe))
+}
+
+func BenchmarkParse(b *testing.B) {
+	data := []byte(seedExtended)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("bench.conf", data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -78,8 +78,8 @@ func Load(opts LoadOptions) (*Config, error) {
 
 // Parse reads one file's content over the defaults, normalizes and
 // validates it; name is used in messages. It is meant for tests and for
-// build-time checks of a configuration (the Yocto layer's); the daemon uses
-// Load.
+// build-time checks of a configuration; the daemon uses Load. It does no
+// I/O and is safe to call concurrently.
 func Parse(name string, data []byte, log logrus.FieldLogger) (*Config, error) {
 	log = loggerOrDiscard(log)
 	c := Default()

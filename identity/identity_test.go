@@ -81,3 +81,15 @@ func TestDefaultScript(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkParseAndJSON(b *testing.B) {
+	out := []byte("mac=02:12:61:13:6c:42\nmac=02:12:61:13:6c:43\ncpuid=1234\nserialno=ABC-123\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := Parse(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = d.JSON()
+	}
+}
