@@ -73,9 +73,12 @@ var pbes2Ciphers = map[string]int{
 // (an absent PRF means hmacWithSHA1).
 var pbkdf2PRFs = map[string]bool{"": true, "1.2.840.113549.2.7": true, "1.2.840.113549.2.9": true}
 
+// Cost limits for key derivation: above these a device would spend many
+// seconds or more memory than it has deriving the key (OpenSSL writes 2048
+// PBKDF2 iterations and scrypt N=16384 r=8, 16 MiB, by default).
 const (
-	maxPBKDF2Iterations = 10_000_000
-	maxScryptCost       = 1 << 20
+	maxPBKDF2Iterations = 1_000_000
+	maxScryptMemory     = 64 << 20 // bytes: 128 * N * r
 )
 
 type encryptedKeyInfo struct {
@@ -166,7 +169,8 @@ func checkPBES2(der []byte) error {
 		if _, err := asn1.Unmarshal(params.KDF.Parameters.FullBytes, &p); err != nil {
 			return fmt.Errorf("%w: the scrypt parameters do not parse", ErrCorruptKey)
 		}
-		if p.Cost < 2 || p.Cost > maxScryptCost || p.Cost&(p.Cost-1) != 0 || p.BlockSize < 1 || p.BlockSize > 64 || p.Parallelism < 1 || p.Parallelism > 16 {
+		if p.Cost < 2 || p.Cost&(p.Cost-1) != 0 || p.BlockSize < 1 || p.Parallelism < 1 || p.Parallelism > 16 ||
+			p.Cost > maxScryptMemory/128/p.BlockSize {
 			return fmt.Errorf("%w: scrypt parameters N=%d r=%d p=%d are outside what a device can afford", ErrUnsupportedKey, p.Cost, p.BlockSize, p.Parallelism)
 		}
 	default:

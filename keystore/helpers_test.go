@@ -97,3 +97,11 @@ type bigInt = big.Int
 func one() *big.Int { return big.NewInt(1) }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// assertOpenSSLFails runs openssl and expects a non-zero exit.
+func assertOpenSSLFails(t testing.TB, args ...string) {
+	t.Helper()
+	bin := testenv.LookPath(t, "openssl")
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	require.Error(t, err, "openssl %v must fail; output: %s", args, out)
+}
