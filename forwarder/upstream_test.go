@@ -1,0 +1,227 @@
+package forwarder
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mender-agent/mender-agent/test/testpki"
+)
+
+// pki is a test CA and a transport that trusts it, standing in for the
+// trust store's transport.
+type pki struct {
+	ca        *testpki.CA
+	transport *http.Transport
+}
+
+func newPKI(t testing.TB) *pki {
+	t.Helper()
+	ca := testpki.NewCA("forwarder test CA")
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: testpki.Pool(ca), MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+		MaxIdleConns:      200,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &pki{ca: ca, transport: tr}
+}
+
+// upstream starts a real TLS server on 127.0.0.1 (HTTP/2 enabled, like a
+// production gateway) with a certificate from the test CA.
+func (p *pki) upstream(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	cert := p.ca.Issue(testpki.Options{CommonName: "127.0.0.1", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert.TLSCertificate()}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// seen is what the echo handler reports about a request.
+type seen struct {
+	Server   string              `json:"server"`
+	Proto    string              `json:"proto"`
+	Method   string              `json:"method"`
+	Path     string              `json:"path"`
+	RawPath  string              `json:"raw_path"`
+	RawQuery string              `json:"raw_query"`
+	Host     string              `json:"host"`
+	Header   map[string][]string `json:"header"`
+	BodyLen  int64               `json:"body_len"`
+	BodySHA  string              `json:"body_sha256"`
+}
+
+// echoHandler answers every request with what it saw, hashing the body as
+// it streams in. name tells servers apart.
+func echoHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream", name)
+		_ = json.NewEncoder(w).Encode(seen{
+			Server: name, Proto: r.Proto, Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath,
+			RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header, BodyLen: n,
+			BodySHA: hex.EncodeToString(h.Sum(nil)),
+		})
+	})
+}
+
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+func wsAccept(key string) string {
+	h := sha1.Sum([]byte(key + wsGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// wsEchoHandler is an RFC 6455 server: it completes the handshake by
+// hijacking the connection and echoes every frame until a close frame.
+// It records the request headers it saw on seenHeader.
+func wsEchoHandler(seenHeader chan<- http.Header) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "not a websocket upgrade ("+r.Proto+")", http.StatusBadRequest)
+			return
+		}
+		seenHeader <- r.Header.Clone()
+		conn, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(r.Header.Get("Sec-WebSocket-Key")))
+		if brw.Flush() != nil {
+			return
+		}
+		for {
+			op, payload, err := readFrame(brw.Reader)
+			if err != nil {
+				return
+			}
+			if writeFrame(conn, op, payload, false) != nil || op == 0x8 {
+				return
+			}
+		}
+	})
+}
+
+// readFrame reads one unfragmented frame and unmasks it.
+func readFrame(r *bufio.Reader) (byte, []byte, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	if hdr[0]&0x80 == 0 {
+		return 0, nil, errors.New("fragmented frames are not used by these tests")
+	}
+	op := hdr[0] & 0x0f
+	n := uint64(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	if n > 16<<20 {
+		return 0, nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	var mask [4]byte
+	masked := hdr[1]&0x80 != 0
+	if masked {
+		if _, err := io.ReadFull(r, mask[:]); err != nil {
+			return 0, nil, err
+		}
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, err
+	}
+	if masked {
+		for i := range payload {
+			payload[i] ^= mask[i%4]
+		}
+	}
+	return op, payload, nil
+}
+
+// writeFrame writes one final frame; clients must mask (RFC 6455 §5.3).
+func writeFrame(w io.Writer, op byte, payload []byte, mask bool) error {
+	hdr := []byte{0x80 | op}
+	var maskBit byte
+	if mask {
+		maskBit = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, maskBit|byte(n))
+	case n <= 0xffff:
+		hdr = append(hdr, maskBit|126)
+		hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
+	default:
+		hdr = append(hdr, maskBit|127)
+		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
+	}
+	body := payload
+	if mask {
+		var key [4]byte
+		if _, err := rand.Read(key[:]); err != nil {
+			return err
+		}
+		hdr = append(hdr, key[:]...)
+		body = make([]byte, len(payload))
+		for i := range payload {
+			body[i] = payload[i] ^ key[i%4]
+		}
+	}
+	_, err := w.Write(append(hdr, body...))
+	return err
+}
+
+// startForwarder runs a Forwarder with p's transport until the test ends.
+func startForwarder(t testing.TB, p *pki, cfg Config) *Forwarder {
+	t.Helper()
+	cfg.Transport = p.transport
+	f, err := New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, f.Listen())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	})
+	return f
+}
