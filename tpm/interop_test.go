@@ -130,13 +130,38 @@ func TestTPM2ToolsUseOurKey(t *testing.T) {
 	verify(t, pub, crypto.SHA256, digest[:], sig)
 }
 
+// persistentSRK is where the persistent-parent cases keep their SRK.
+const persistentSRK = "0x81000101"
+
+// TestPersistentParentGone checks that a key file naming a persistent
+// parent that is no longer in the TPM (evicted, or erased by TPM2_Clear)
+// reports ErrCleared.
+func TestPersistentParentGone(t *testing.T) {
+	sw := tpmtest.Start(t)
+	dir := t.TempDir()
+	tool(t, sw, dir, nil, "tpm2_createprimary", "-C", "o", "-g", "sha256", "-G", "ecc256:aes128cfb",
+		"-a", "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt", "-c", "srk.ctx")
+	tool(t, sw, dir, nil, "tpm2_evictcontrol", "-C", "o", "-c", "srk.ctx", persistentSRK)
+	tool(t, sw, dir, nil, "tpm2_flushcontext", "-t")
+	tool(t, sw, dir, nil, "tpm2_create", "-C", persistentSRK, "-G", "ecc256", "-u", "k.pub", "-r", "k.priv")
+	tool(t, sw, dir, nil, "tpm2_encodeobject", "-C", persistentSRK, "-u", "k.pub", "-r", "k.priv", "-o", "k.pem")
+	tool(t, sw, dir, nil, "tpm2_evictcontrol", "-C", "o", "-c", persistentSRK)
+
+	opts := options(sw, filepath.Join(dir, "k.pem"))
+	opts.Generate = false
+	_, err := tpm.Load(context.Background(), opts)
+	require.ErrorIs(t, err, tpm.ErrCleared)
+	assert.Contains(t, err.Error(), "persistent parent 0x81000101 is not in the TPM")
+}
+
 // TestLoadForeignKeys loads key files made by tpm2-openssl and by
 // tpm2-tools and signs with them.
 func TestLoadForeignKeys(t *testing.T) {
 	tests := []struct {
-		name     string
-		make     func(t *testing.T, sw *tpmtest.SWTPM, dir string) string
-		wantType string
+		name       string
+		make       func(t *testing.T, sw *tpmtest.SWTPM, dir string) string
+		wantParent uint32
+		wantType   string
 	}{
 		{
 			name: "openssl genpkey EC P-256",
@@ -170,9 +195,26 @@ func TestLoadForeignKeys(t *testing.T) {
 			},
 			wantType: "ecdsa-p256",
 		},
+		{
+			name: "tpm2_encodeobject under a persistent SRK",
+			make: func(t *testing.T, sw *tpmtest.SWTPM, dir string) string {
+				tool(t, sw, dir, nil, "tpm2_createprimary", "-C", "o", "-g", "sha256", "-G", "ecc256:aes128cfb",
+					"-a", "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt", "-c", "srk.ctx")
+				tool(t, sw, dir, nil, "tpm2_evictcontrol", "-C", "o", "-c", "srk.ctx", persistentSRK)
+				tool(t, sw, dir, nil, "tpm2_flushcontext", "-t")
+				tool(t, sw, dir, nil, "tpm2_create", "-C", persistentSRK, "-G", "ecc256", "-u", "k.pub", "-r", "k.priv")
+				tool(t, sw, dir, nil, "tpm2_encodeobject", "-C", persistentSRK, "-u", "k.pub", "-r", "k.priv", "-o", "k.pem")
+				return filepath.Join(dir, "k.pem")
+			},
+			wantParent: 0x81000101,
+			wantType:   "ecdsa-p256",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.wantParent == 0 {
+				tc.wantParent = tss2.ParentOwner
+			}
 			sw := tpmtest.Start(t)
 			dir := t.TempDir()
 			path := tc.make(t, sw, dir)
@@ -181,7 +223,7 @@ func TestLoadForeignKeys(t *testing.T) {
 			require.True(t, tpm.IsTSS2PEM(data), "tool output must be a TSS2 key file:\n%s", data)
 			file, err := tss2.Decode(data)
 			require.NoError(t, err)
-			assert.Equal(t, tss2.ParentOwner, file.Parent)
+			assert.Equal(t, tc.wantParent, file.Parent)
 
 			opts := options(sw, path)
 			opts.Generate = false

@@ -79,6 +79,9 @@ func (k *Key) Close() error {
 	k.dev.mu.Lock()
 	err := flush(context.Background(), k.dev.t, k.handle)
 	k.dev.mu.Unlock()
+	if isStaleHandle(err) {
+		err = nil // the TPM already dropped it (reset or reboot)
+	}
 	if rerr := k.dev.release(); rerr != nil {
 		return rerr
 	}
@@ -91,15 +94,33 @@ func (k *Key) Close() error {
 // Sign signs digest, which must be the output of opts.HashFunc() (SHA-256,
 // SHA-384 or SHA-512). ECDSA signatures are ASN.1 DER; RSA signatures are
 // PKCS#1 v1.5. RSA-PSS (*rsa.PSSOptions) is refused because the Mender
-// server accepts PKCS#1 v1.5 only. rand is ignored: the TPM makes its own
-// nonces. Every signature is verified against the public key before it is
-// returned.
+// server accepts PKCS#1 v1.5 only; TLS 1.3 with an RSA key needs
+// TLSSigner. rand is ignored: the TPM makes its own nonces. Every signature
+// is verified against the public key before it is returned.
 func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return k.signDigest(digest, opts, false)
+}
+
+// TLSSigner returns a crypto.Signer over the same TPM key for
+// tls.Certificate.PrivateKey. It differs from the Key only for RSA keys:
+// it also accepts RSA-PSS with the salt length equal to the hash length
+// (what crypto/tls asks for, and the only salt length TPMs produce), which
+// TLS 1.3 requires for RSA client certificates. ECDSA keys need no
+// TLSSigner but may use it. It is safe for concurrent use and valid until
+// the Key is closed.
+func (k *Key) TLSSigner() crypto.Signer { return tlsSigner{k} }
+
+type tlsSigner struct{ k *Key }
+
+func (s tlsSigner) Public() crypto.PublicKey { return s.k.pub }
+
+func (s tlsSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return s.k.signDigest(digest, opts, true)
+}
+
+func (k *Key) signDigest(digest []byte, opts crypto.SignerOpts, allowPSS bool) ([]byte, error) {
 	if opts == nil {
 		return nil, errors.New("tpm sign: no hash given (opts is nil); pass the crypto.Hash used for the digest")
-	}
-	if _, ok := opts.(*rsa.PSSOptions); ok {
-		return nil, errors.New("tpm sign: RSA-PSS is not supported; the TPM key signs PKCS#1 v1.5 (RSA) or ECDSA only")
 	}
 	h := opts.HashFunc()
 	alg, err := hashAlg(h)
@@ -109,10 +130,22 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	if len(digest) != h.Size() {
 		return nil, fmt.Errorf("tpm sign: digest is %d bytes, %s needs %d", len(digest), h, h.Size())
 	}
-	scheme := tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgECDSA, Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: alg})}
-	if _, ok := k.pub.(*rsa.PublicKey); ok {
-		scheme = tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgRSASSA, Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgRSASSA, &tpm2.TPMSSchemeHash{HashAlg: alg})}
+	schemeAlg := tpm2.TPMAlgECDSA
+	pss, isPSS := opts.(*rsa.PSSOptions)
+	switch _, isRSA := k.pub.(*rsa.PublicKey); {
+	case isPSS && !allowPSS:
+		return nil, errors.New("tpm sign: RSA-PSS is not supported; the TPM key signs PKCS#1 v1.5 (RSA) or ECDSA only")
+	case isPSS && !isRSA:
+		return nil, fmt.Errorf("tpm sign: RSA-PSS options for a %s key", k.typ)
+	case isPSS:
+		if pss.SaltLength != rsa.PSSSaltLengthEqualsHash && pss.SaltLength != h.Size() {
+			return nil, fmt.Errorf("tpm sign: RSA-PSS salt length %d is not supported; TPMs use the hash length (%d)", pss.SaltLength, h.Size())
+		}
+		schemeAlg = tpm2.TPMAlgRSAPSS
+	case isRSA:
+		schemeAlg = tpm2.TPMAlgRSASSA
 	}
+	scheme := tpm2.TPMTSigScheme{Scheme: schemeAlg, Details: tpm2.NewTPMUSigScheme(schemeAlg, &tpm2.TPMSSchemeHash{HashAlg: alg})}
 
 	ctx := context.Background()
 	k.dev.mu.Lock()
@@ -125,6 +158,7 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		// The TPM lost our transient object (reset, or another user
 		// flushed it on a device without a resource manager): load again
 		// once.
+		k.log.WithField(fieldDevice, k.dev.name).WithError(err).Warn("TPM key handle is gone; loading the key again")
 		if lerr := k.loadLocked(ctx); lerr != nil {
 			return nil, fmt.Errorf("tpm sign: reload after %v: %w", err, lerr)
 		}
@@ -132,11 +166,11 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	}
 	if err != nil {
 		if errors.Is(err, tpm2.TPMRCScheme) {
-			return nil, fmt.Errorf("tpm sign: the %s key's fixed signing scheme does not allow %s: %w", k.typ, h, err)
+			return nil, fmt.Errorf("tpm sign: the %s key's fixed signing scheme does not allow this signature with %s: %w", k.typ, h, err)
 		}
 		return nil, classify("tpm sign", err)
 	}
-	return k.encode(rsp, digest, h)
+	return k.encode(rsp, digest, h, isPSS)
 }
 
 func (k *Key) sign(ctx context.Context, digest []byte, scheme tpm2.TPMTSigScheme) (*tpm2.SignResponse, error) {
@@ -148,7 +182,7 @@ func (k *Key) sign(ctx context.Context, digest []byte, scheme tpm2.TPMTSigScheme
 	}.Execute(k.dev.tpm(ctx))
 }
 
-func (k *Key) encode(rsp *tpm2.SignResponse, digest []byte, h crypto.Hash) ([]byte, error) {
+func (k *Key) encode(rsp *tpm2.SignResponse, digest []byte, h crypto.Hash, pss bool) ([]byte, error) {
 	switch pub := k.pub.(type) {
 	case *ecdsa.PublicKey:
 		ec, err := rsp.Signature.Signature.ECDSA()
@@ -167,6 +201,16 @@ func (k *Key) encode(rsp *tpm2.SignResponse, digest []byte, h crypto.Hash) ([]by
 		}
 		return sig, nil
 	case *rsa.PublicKey:
+		if pss {
+			rs, err := rsp.Signature.Signature.RSAPSS()
+			if err != nil {
+				return nil, fmt.Errorf("tpm sign: unexpected signature type: %w", err)
+			}
+			if err := rsa.VerifyPSS(pub, h, digest, rs.Sig.Buffer, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}); err != nil {
+				return nil, fmt.Errorf("tpm sign: the TPM returned an RSA-PSS signature that does not verify with the key's public key: %w", err)
+			}
+			return rs.Sig.Buffer, nil
+		}
 		rs, err := rsp.Signature.Signature.RSASSA()
 		if err != nil {
 			return nil, fmt.Errorf("tpm sign: unexpected signature type: %w", err)

@@ -265,30 +265,45 @@ func TestRSA3072(t *testing.T) {
 
 // TestMutualTLS uses the TPM key as a TLS client certificate key against a
 // real TLS server on loopback that requires and verifies client
-// certificates, for TLS 1.2 and 1.3.
+// certificates, for TLS 1.2 and 1.3. RSA keys go through TLSSigner, which
+// adds the RSA-PSS that TLS 1.3 requires.
 func TestMutualTLS(t *testing.T) {
 	sw := tpmtest.Start(t)
-	k := loadOrCreate(t, options(sw, filepath.Join(t.TempDir(), "mtls.pem")))
+	dir := t.TempDir()
+	ec := loadOrCreate(t, options(sw, filepath.Join(dir, "ec.pem")))
+	rsaOpts := options(sw, filepath.Join(dir, "rsa.pem"))
+	rsaOpts.Type = tpm.TypeRSA2048
+	rk := loadOrCreate(t, rsaOpts)
 	ca := testpki.NewCA("test CA")
 	server := ca.Issue(testpki.Options{})
-	clientDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(4242),
-		Subject:      pkix.Name{CommonName: "device-tpm"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca.Cert, k.Public(), ca.Key)
-	require.NoError(t, err)
 
-	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(tls.VersionName(version), func(t *testing.T) {
+	tests := []struct {
+		name    string
+		signer  crypto.Signer
+		version uint16
+	}{
+		{name: "ECDSA TLS 1.2", signer: ec, version: tls.VersionTLS12},
+		{name: "ECDSA TLS 1.3", signer: ec, version: tls.VersionTLS13},
+		{name: "RSA TLS 1.2", signer: rk.TLSSigner(), version: tls.VersionTLS12},
+		{name: "RSA TLS 1.3 (PSS)", signer: rk.TLSSigner(), version: tls.VersionTLS13},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clientDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+				SerialNumber: big.NewInt(4242),
+				Subject:      pkix.Name{CommonName: "device-tpm"},
+				NotBefore:    time.Now().Add(-time.Hour),
+				NotAfter:     time.Now().Add(time.Hour),
+				KeyUsage:     x509.KeyUsageDigitalSignature,
+				ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+			}, ca.Cert, tc.signer.Public(), ca.Key)
+			require.NoError(t, err)
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
 				Certificates: []tls.Certificate{server.TLSCertificate()},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
 				ClientCAs:    testpki.Pool(ca),
-				MinVersion:   version,
-				MaxVersion:   version,
+				MinVersion:   tc.version,
+				MaxVersion:   tc.version,
 			})
 			require.NoError(t, err)
 			defer ln.Close()
@@ -312,15 +327,36 @@ func TestMutualTLS(t *testing.T) {
 			conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{
 				RootCAs:      testpki.Pool(ca),
 				ServerName:   "localhost",
-				Certificates: []tls.Certificate{{Certificate: [][]byte{clientDER}, PrivateKey: k}},
-				MinVersion:   version,
-				MaxVersion:   version,
+				Certificates: []tls.Certificate{{Certificate: [][]byte{clientDER}, PrivateKey: tc.signer}},
+				MinVersion:   tc.version,
+				MaxVersion:   tc.version,
 			})
 			require.NoError(t, err)
 			require.NoError(t, conn.Handshake())
-			assert.Equal(t, version, conn.ConnectionState().Version)
+			assert.Equal(t, tc.version, conn.ConnectionState().Version)
 			assert.Equal(t, "device-tpm", <-peer, "the server must have verified the TPM-signed handshake")
 			require.NoError(t, conn.Close())
 		})
 	}
+}
+
+func TestTLSSignerPSS(t *testing.T) {
+	sw := tpmtest.Start(t)
+	opts := options(sw, filepath.Join(t.TempDir(), "rsa.pem"))
+	opts.Type = tpm.TypeRSA2048
+	k := loadOrCreate(t, opts)
+	s := k.TLSSigner()
+	assert.Equal(t, k.Public(), s.Public())
+	d := sha256.Sum256([]byte("m"))
+
+	sig, err := s.Sign(rand.Reader, d[:], &rsa.PSSOptions{Hash: crypto.SHA256, SaltLength: rsa.PSSSaltLengthEqualsHash})
+	require.NoError(t, err)
+	assert.NoError(t, rsa.VerifyPSS(k.Public().(*rsa.PublicKey), crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}))
+
+	_, err = s.Sign(rand.Reader, d[:], &rsa.PSSOptions{Hash: crypto.SHA256, SaltLength: 20})
+	assert.ErrorContains(t, err, "salt length 20 is not supported")
+
+	sig, err = s.Sign(rand.Reader, d[:], crypto.SHA256)
+	require.NoError(t, err)
+	assert.NoError(t, rsa.VerifyPKCS1v15(k.Public().(*rsa.PublicKey), crypto.SHA256, d[:], sig))
 }

@@ -228,7 +228,7 @@ func newKey(ctx context.Context, d *device, opts Options, file *tss2.Key) (*Key,
 	if err != nil {
 		return fail(err)
 	}
-	k := &Key{dev: d, file: file, public: public, pub: pub, typ: typ, ownerAuth: opts.ParentPassword, log: opts.Logger}
+	k := &Key{dev: d, file: file, public: public, pub: pub, typ: typ, ownerAuth: opts.ParentPassword, log: opts.Logger.WithField(fieldKeyPath, opts.Path)}
 	d.mu.Lock()
 	err = k.loadLocked(ctx)
 	d.mu.Unlock()
