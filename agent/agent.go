@@ -404,10 +404,11 @@ func (a *Agent) loadCache(s *runState) {
 	s.lastGood = tok.IssuedAt
 	a.tok.Store(s.cur)
 	log := a.log.WithFields(logrus.Fields{logServerURL: tok.ServerURL, logExpires: tok.Expires, logRenewAt: s.renewAt})
+	exp := tok.Expires.UTC().Format(time.RFC3339)
 	if now.Before(s.renewAt) {
-		log.Info("using cached token; token valid until its expiry")
+		log.Infof("using cached token; token valid until %s", exp)
 	} else {
-		log.Info("using cached token until it is renewed; renewing now")
+		log.Infof("using cached token, valid until %s, while renewing it now", exp)
 	}
 	a.publish(Result{Token: tok})
 }

@@ -53,9 +53,9 @@ type Step struct {
 	Token agent.Token
 	// Err is returned when set.
 	Err error
-	// Block, when set, makes the call wait until Block is closed (or the
-	// call's context is done, which returns the context's error) before
-	// answering.
+	// Block, when set, makes the call wait until Block is closed before
+	// answering. If the call's context is done first, the call returns the
+	// context's error; a Block already closed always wins.
 	Block <-chan struct{}
 }
 
@@ -135,9 +135,13 @@ func (a *Authenticator) Authenticate(ctx context.Context) (agent.Token, error) {
 	}
 	if step.Block != nil {
 		select {
-		case <-step.Block:
-		case <-ctx.Done():
-			return agent.Token{}, ctx.Err()
+		case <-step.Block: // already open: answer, whatever ctx says
+		default:
+			select {
+			case <-step.Block:
+			case <-ctx.Done():
+				return agent.Token{}, ctx.Err()
+			}
 		}
 	}
 	if step.Err != nil {
