@@ -14,8 +14,8 @@ set -eu
 once=0
 [ "${1:-}" = "--once" ] && once=1
 root=$(cd "$(dirname "$0")/.." && pwd)
-agent="$root/bin/mender-agent"
-server="$root/bin/mender-testserver"
+agent="${MENDER_AGENT_BIN:-$root/bin/mender-agent}"
+server="${MENDER_TESTSERVER_BIN:-$root/bin/mender-testserver}"
 for b in "$agent" "$server"; do
 	[ -x "$b" ] || { echo "demo: $b missing; run 'make run' (it builds both)" >&2; exit 1; }
 done
@@ -99,7 +99,7 @@ cat >"$tmp/etc/mender.conf" <<CONF
   "Agent": {"RenewAtFraction": 0.5, "RenewMarginSeconds": 5}
 }
 CONF
-ma() { "$agent" -c "$tmp/etc/mender.conf" -b "$tmp/etc/fallback.conf" -d "$tmp/data" "$@"; }
+ma() { "$agent" -c "$tmp/etc/mender.conf" -d "$tmp/data" "$@"; }
 
 echo "== mender-agent demo =="
 echo "server:   $url (local test server, auto-accepting devices)"

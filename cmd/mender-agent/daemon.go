@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/mender-agent/mender-agent/agent"
+	"github.com/mender-agent/mender-agent/agent/authapi"
+	"github.com/mender-agent/mender-agent/agent/tokencache"
+	"github.com/mender-agent/mender-agent/config"
+	"github.com/mender-agent/mender-agent/dbus"
+	"github.com/mender-agent/mender-agent/forwarder"
+	"github.com/mender-agent/mender-agent/identity"
+	"github.com/mender-agent/mender-agent/keystore"
+	"github.com/mender-agent/mender-agent/trust"
+)
+
+// authTimeout bounds one HTTP exchange with the server.
+const authTimeout = 30 * time.Second
+
+func daemonCommand() *command {
+	var force bool
+	var passFile string
+	return &command{
+		name:    "daemon",
+		summary: "run the agent: keep the device authenticated and serve the token over D-Bus",
+		flags: func(o *options) {
+			o.Bool(&force, "F", "forcebootstrap", "generate a new device key before starting (the old key is kept as .previous)")
+			o.String(&passFile, "", "passphrase-file", "FILE", "", "read the device key passphrase from FILE ('-' for standard input)")
+		},
+		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
+			if len(args) > 0 {
+				return usagef("daemon takes no arguments, got %q", args)
+			}
+			env, err := g.load(std.err)
+			if err != nil {
+				return err
+			}
+			defer env.close()
+			pass, err := readPassphrase(passFile, std)
+			if err != nil {
+				return err
+			}
+			if force {
+				if err := env.rotateKey(ctx, pass); err != nil {
+					return err
+				}
+			}
+			return runDaemon(ctx, g, env, pass)
+		},
+	}
+}
+
+func readPassphrase(arg string, std stdio) ([]byte, error) {
+	if arg == "" {
+		return nil, nil
+	}
+	return keystore.ReadPassphrase(arg, std.in)
+}
+
+// servers returns the configured server URLs in failover order.
+func serverURLs(cfg *config.Config) []string {
+	return cfg.ServerURLs()
+}
+
+// newTrust builds the TLS trust store from the configuration.
+func (e *environment) newTrust(key *deviceKey) (*trust.Store, error) {
+	c := e.cfg
+	tc := trust.Config{
+		ServerCertificate: c.ServerCertificate,
+		SkipVerify:        c.SkipVerify,
+		ClientCertificate: c.HTTPSClient.Certificate,
+		ClientKey:         c.HTTPSClient.Key,
+		CertExpiryWarning: c.ClientCertExpiryWarning(),
+		BuildTime:         builtAt(),
+		Now:               time.Now,
+		Logger:            e.component("trust"),
+	}
+	if c.HTTPSClient.Key != "" {
+		tc.LoadClientKey = e.loadClientKey
+	}
+	return trust.New(tc)
+}
+
+// authenticator builds the server client for the current configuration.
+func (e *environment) authenticator(key *deviceKey, store *trust.Store) (*authapi.Client, error) {
+	c := e.cfg
+	idOpts := identity.Options{
+		Script:  identity.DefaultScript(),
+		Timeout: c.IdentityTimeout(),
+		Logger:  e.component("identity"),
+	}
+	return authapi.New(authapi.Config{
+		Servers:     serverURLs(c),
+		TenantToken: c.TenantToken.Reveal(),
+		Tier:        c.DeviceTier,
+		Signer:      key.signer,
+		Identity: func(ctx context.Context) (string, error) {
+			d, err := identity.Collect(ctx, idOpts)
+			if err != nil {
+				return "", err
+			}
+			return d.JSON(), nil
+		},
+		HTTPClient: store.HTTPClient(authTimeout),
+		UserAgent:  userAgent(),
+		BuildTime:  builtAt(),
+		Logger:     e.component("authapi"),
+		Now:        time.Now,
+	})
+}
+
+// binding ties a cached token to the server, tenant and key it was issued
+// for.
+func (e *environment) binding(key *deviceKey) (tokencache.Binding, error) {
+	fp, err := keystore.Fingerprint(key.signer.Public())
+	if err != nil {
+		return tokencache.Binding{}, err
+	}
+	return tokencache.NewBinding(serverURLs(e.cfg), e.cfg.TenantToken.Reveal(), fp), nil
+}
+
+// swappableAuth lets SIGHUP replace the server client without touching the
+// agent, which keeps its token.
+type swappableAuth struct {
+	cur atomic.Pointer[authapi.Client]
+}
+
+func (s *swappableAuth) Authenticate(ctx context.Context) (agent.Token, error) {
+	return s.cur.Load().Authenticate(ctx)
+}
+
+func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) error {
+	log := env.component("daemon")
+	if len(serverURLs(env.cfg)) == 0 {
+		return errors.New("no server configured: set ServerURL (or Servers) in " + func() string { p, _ := g.mainConfig(); return p }())
+	}
+	key, err := env.loadKey(ctx, keyRequest{create: true, passphrase: pass})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = key.close() }()
+	fp, _ := keystore.Fingerprint(key.signer.Public())
+	log.WithFields(logrus.Fields{"backend": key.backend, fieldPath: key.path, "fingerprint": fp}).Info("device key loaded")
+
+	store, err := env.newTrust(key)
+	if err != nil {
+		return err
+	}
+	client, err := env.authenticator(key, store)
+	if err != nil {
+		return err
+	}
+	auth := &swappableAuth{}
+	auth.cur.Store(client)
+
+	acfg := env.cfg.Agent
+	var cache agent.TokenStore
+	if acfg.TokenCache {
+		b, err := env.binding(key)
+		if err != nil {
+			return err
+		}
+		c, err := tokencache.New(tokencache.Options{
+			Path:    filepath.Join(env.dataDir, tokencache.FileName),
+			Binding: b,
+			Logger:  env.component("tokencache"),
+		})
+		if err != nil {
+			return err
+		}
+		cache = c
+	}
+	ag, err := agent.New(agent.Config{
+		Authenticator:       auth,
+		Cache:               cache,
+		Logger:              env.component("agent"),
+		BuildTime:           builtAt(),
+		RenewAtFraction:     acfg.RenewAtFraction,
+		RenewJitterFraction: acfg.RenewJitterFraction,
+		RenewMargin:         env.cfg.RenewMargin(),
+		BackoffMin:          env.cfg.BackoffMin(),
+		BackoffMax:          env.cfg.BackoffMax(),
+	})
+	if err != nil {
+		return err
+	}
+	tasks := []task{ag.Run}
+
+	localURL := func(t agent.Token) string { return t.ServerURL }
+	if acfg.ForwarderEnabled {
+		fw, err := forwarder.New(forwarder.Config{
+			Transport:   store.Transport(),
+			IdleTimeout: env.cfg.ForwarderIdleTimeout(),
+			Logger:      env.component("forwarder"),
+		})
+		if err != nil {
+			return err
+		}
+		localURL = fw.LocalURL
+		tasks = append(tasks, fw.Run)
+	}
+	if env.cfg.DBus.Enabled {
+		srv, err := dbus.New(dbus.Config{
+			Service:  ag,
+			LocalURL: localURL,
+			Logger:   env.component("dbus"),
+		})
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, srv.Serve)
+	} else {
+		log.Warn("DBus.Enabled is false: no consumer can get the token")
+	}
+	tasks = append(tasks, func(ctx context.Context) error {
+		return reloadOnHUP(ctx, g, env, key, store, auth, ag)
+	})
+	log.WithField("version", version).Info("mender-agent started")
+	err = runTasks(ctx, tasks...)
+	if errors.Is(err, context.Canceled) {
+		log.Info("mender-agent stopped")
+	}
+	return err
+}
+
+// reloadOnHUP re-reads the configuration and trust files on SIGHUP. The
+// agent keeps its token; if the servers or the tenant changed, it
+// re-authenticates against the new setting at once.
+func reloadOnHUP(ctx context.Context, g *globals, env *environment, key *deviceKey, store *trust.Store, auth *swappableAuth, ag *agent.Agent) error {
+	log := env.component("daemon")
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-hup:
+		}
+		log.Info("SIGHUP: reloading configuration and trust files")
+		next, err := g.load(env.log.Out)
+		if err != nil {
+			log.WithError(err).Error("configuration reload refused; keeping the running configuration")
+			continue
+		}
+		next.close()
+		env.log.SetLevel(next.log.GetLevel())
+		if err := store.Reload(); err != nil {
+			log.WithError(err).Error("trust reload refused; keeping the last good certificates")
+		}
+		old := env.cfg
+		env.cfg = next.cfg
+		client, err := env.authenticator(key, store)
+		if err != nil {
+			env.cfg = old
+			log.WithError(err).Error("configuration reload refused; keeping the running configuration")
+			continue
+		}
+		auth.cur.Store(client)
+		if fmt.Sprint(serverURLs(old)) != fmt.Sprint(serverURLs(env.cfg)) || old.TenantToken.Reveal() != env.cfg.TenantToken.Reveal() {
+			log.Info("servers or tenant changed; re-authenticating")
+			ag.RequestRefresh()
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/mender-agent/mender-agent/identity"
+	"github.com/mender-agent/mender-agent/keystore"
+)
+
+// rotateTPMKey moves the TPM key file aside as .previous (never deleting an
+// earlier .previous) and creates a new TPM key.
+func rotateTPMKey(ctx context.Context, e *environment, path string) error {
+	prev := path + ".previous"
+	if _, err := os.Stat(prev); err == nil {
+		prev = path + ".previous-" + time.Now().UTC().Format("20060102T150405Z")
+	}
+	if err := os.Rename(path, prev); err != nil {
+		return fmt.Errorf("--forcebootstrap: keep the old key as %s: %w", prev, err)
+	}
+	k, err := e.loadKey(ctx, keyRequest{create: true})
+	if err != nil {
+		return err
+	}
+	_ = k.close()
+	e.component("tpm").WithField(fieldPath, prev).Warn("new TPM device key generated; the old key file was kept; the server will list this device as pending until the new key is accepted")
+	return nil
+}
+
+// keyInfo describes a loaded key for show-key and provision.
+func keyInfo(k *deviceKey) (keystore.Info, error) {
+	return keystore.NewInfo(k.backend, k.path, k.signer.Public())
+}
+
+func showKeyCommand() *command {
+	var asJSON bool
+	var passFile string
+	return &command{
+		name:    "show-key",
+		summary: "print the device key's backend, type, SHA-256 fingerprint and public key",
+		flags: func(o *options) {
+			o.Bool(&asJSON, "", "json", "print JSON for scripts")
+			o.String(&passFile, "", "passphrase-file", "FILE", "", "read the device key passphrase from FILE ('-' for standard input)")
+		},
+		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
+			if len(args) > 0 {
+				return usagef("show-key takes no arguments, got %q", args)
+			}
+			env, err := g.load(std.err)
+			if err != nil {
+				return err
+			}
+			defer env.close()
+			pass, err := readPassphrase(passFile, std)
+			if err != nil {
+				return err
+			}
+			k, err := env.loadKey(ctx, keyRequest{create: false, passphrase: pass})
+			if err != nil {
+				return err
+			}
+			defer func() { _ = k.close() }()
+			info, err := keyInfo(k)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return info.WriteJSON(std.out)
+			}
+			return info.WriteText(std.out)
+		},
+	}
+}
+
+func provisionCommand() *command {
+	var keyType, export string
+	return &command{
+		name:    "provision",
+		summary: "create the device key without contacting a server and print data for preauthorization",
+		flags: func(o *options) {
+			o.String(&keyType, "", "key-type", "TYPE", "", "key type for a new key: ed25519, ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (default Security.AuthKeyType)")
+			o.String(&export, "", "export", "FORMAT", "json", "output format: json or csv")
+		},
+		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
+			if len(args) > 0 {
+				return usagef("provision takes no arguments, got %q", args)
+			}
+			if export != "json" && export != "csv" {
+				return usagef("--export %q: want json or csv", export)
+			}
+			env, err := g.load(std.err)
+			if err != nil {
+				return err
+			}
+			defer env.close()
+			id, err := identity.Collect(ctx, identity.Options{
+				Script:  identity.DefaultScript(),
+				Timeout: env.cfg.IdentityTimeout(),
+				Logger:  env.component("identity"),
+			})
+			if err != nil {
+				return err
+			}
+			k, err := env.loadKey(ctx, keyRequest{create: true, keyType: keyType})
+			if err != nil {
+				return err
+			}
+			defer func() { _ = k.close() }()
+			info, err := keyInfo(k)
+			if err != nil {
+				return err
+			}
+			return keystore.WriteProvision(std.out, export, id.JSON(), info)
+		},
+	}
+}
