@@ -35,7 +35,10 @@ const (
 // Key is a signing key that lives in a TPM; only its TPM-wrapped form is
 // ever outside the TPM. It implements crypto.Signer for ECDSA keys (ASN.1
 // DER signatures) and RSA keys (PKCS#1 v1.5 only), so it can sign auth
-// requests and serve as tls.Certificate.PrivateKey.
+// requests and serve as tls.Certificate.PrivateKey (for RSA keys under TLS
+// 1.3, use TLSSigner). The key is used with an empty authorization value,
+// whatever the key file's emptyAuth flag says (tpm2_encodeobject writes
+// false for keys without a password).
 //
 // Sign, Public and Type are safe for concurrent use; TPM commands of every
 // key on one device are serialized by that device's mutex. Close flushes the
@@ -43,7 +46,6 @@ const (
 type Key struct {
 	dev       *device
 	file      *tss2.Key
-	public    *tpm2.TPMTPublic
 	pub       crypto.PublicKey
 	typ       string
 	ownerAuth []byte
@@ -316,6 +318,26 @@ func keyType(s string) (string, error) {
 	return "", fmt.Errorf("key type %q: the TPM backend supports %s, %s and %s", s, TypeECDSAP256, TypeRSA2048, TypeRSA3072)
 }
 
+// parsePublic decodes a key file's TPM2B_PUBLIC and checks that it is a
+// usable signing key. It is the first thing that reads the public blob, so
+// it must cope with any bytes.
+func parsePublic(b []byte) (pub crypto.PublicKey, typ string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pub, typ, err = nil, "", fmt.Errorf("%w: public area: malformed TPM2B_PUBLIC", tss2.ErrFormat)
+		}
+	}()
+	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](b)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: public area: %w", tss2.ErrFormat, err)
+	}
+	public, err := pub2b.Contents()
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: public area: %w", tss2.ErrFormat, err)
+	}
+	return publicInfo(public)
+}
+
 // publicInfo checks that a key file's public area is a usable signing key
 // and returns its Go public key and type name.
 func publicInfo(p *tpm2.TPMTPublic) (crypto.PublicKey, string, error) {
@@ -329,6 +351,9 @@ func publicInfo(p *tpm2.TPMTPublic) (crypto.PublicKey, string, error) {
 	}
 	switch pk := pub.(type) {
 	case *ecdsa.PublicKey:
+		if _, err := pk.ECDH(); err != nil {
+			return nil, "", fmt.Errorf("public key: ECC point is not on the curve: %w", err)
+		}
 		switch pk.Curve {
 		case elliptic.P256():
 			return pub, TypeECDSAP256, nil
@@ -337,6 +362,9 @@ func publicInfo(p *tpm2.TPMTPublic) (crypto.PublicKey, string, error) {
 		}
 		return nil, "", fmt.Errorf("ECC curve %s is not supported; use P-256", pk.Curve.Params().Name)
 	case *rsa.PublicKey:
+		if bits := pk.N.BitLen(); bits < 2048 || pk.E < 3 {
+			return nil, "", fmt.Errorf("RSA key with %d bits and exponent %d is too weak; use at least 2048 bits", bits, pk.E)
+		}
 		return pub, fmt.Sprintf("rsa-%d", pk.N.BitLen()), nil
 	}
 	return nil, "", fmt.Errorf("public key type %T is not supported", pub)

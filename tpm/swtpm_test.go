@@ -267,3 +267,25 @@ func TestLoadOrCreateErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestExistingKeyTypeWins checks that a configured type never replaces an
+// existing key: the device identity stays, and the mismatch is logged.
+func TestExistingKeyTypeWins(t *testing.T) {
+	sw := tpmtest.Start(t)
+	path := filepath.Join(t.TempDir(), "k.pem")
+	k := loadOrCreate(t, options(sw, path))
+	pub := k.Public()
+	require.NoError(t, k.Close())
+
+	logger, hook := test.NewNullLogger()
+	opts := options(sw, path)
+	opts.Type = "rsa-2048"
+	opts.Logger = logger
+	k = loadOrCreate(t, opts)
+	assert.Equal(t, "ecdsa-p256", k.Type())
+	assert.Equal(t, pub, k.Public())
+	entry := hook.LastEntry()
+	require.NotNil(t, entry)
+	assert.Equal(t, logrus.WarnLevel, entry.Level)
+	assert.Contains(t, entry.Message, "not the configured rsa-2048")
+}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/sirupsen/logrus"
 
@@ -123,6 +122,9 @@ func LoadOrCreate(ctx context.Context, opts Options) (*Key, error) {
 	switch {
 	case err == nil:
 		k, err := loadFile(ctx, opts, file)
+		if err == nil && opts.Type != "" && k.typ != typ {
+			log.WithField(fieldKeyType, k.typ).Warnf("the existing TPM key is %s, not the configured %s; keeping it (move the key file away to create a new one)", k.typ, typ)
+		}
 		if !errors.Is(err, ErrCleared) {
 			return k, err
 		}
@@ -216,19 +218,11 @@ func newKey(ctx context.Context, d *device, opts Options, file *tss2.Key) (*Key,
 		_ = d.release()
 		return nil, fmt.Errorf("TPM key %s on %s: %w", opts.Path, d.name, err)
 	}
-	pub2b, err := tpm2.Unmarshal[tpm2.TPM2BPublic](file.Public)
-	if err != nil {
-		return fail(fmt.Errorf("%w: public area: %w", tss2.ErrFormat, err))
-	}
-	public, err := pub2b.Contents()
-	if err != nil {
-		return fail(fmt.Errorf("%w: public area: %w", tss2.ErrFormat, err))
-	}
-	pub, typ, err := publicInfo(public)
+	pub, typ, err := parsePublic(file.Public)
 	if err != nil {
 		return fail(err)
 	}
-	k := &Key{dev: d, file: file, public: public, pub: pub, typ: typ, ownerAuth: opts.ParentPassword, log: opts.Logger.WithField(fieldKeyPath, opts.Path)}
+	k := &Key{dev: d, file: file, pub: pub, typ: typ, ownerAuth: opts.ParentPassword, log: opts.Logger.WithField(fieldKeyPath, opts.Path)}
 	d.mu.Lock()
 	err = k.loadLocked(ctx)
 	d.mu.Unlock()
