@@ -50,9 +50,11 @@ func TestCrashSafety(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
 		out := bufio.NewReader(stdout)
-		first, err := out.ReadString('\n')
-		require.NoError(t, err, "helper did not start: %s", stderr.String())
-		require.Equal(t, helperReady+"\n", first)
+		if first, err := out.ReadString('\n'); err != nil || first != helperReady+"\n" {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait() // stderr may be read only after Wait
+			t.Fatalf("run %d: helper did not start (%q, %v): %s", run, first, err, stderr.String())
+		}
 
 		// Random moment within the first few key writes (each is a few
 		// fsyncs); not a timing assertion, only where the kill lands.
