@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -108,4 +109,11 @@ func pattern(n int) []byte {
 		b[i] = byte(i*7 + i/251)
 	}
 	return b
+}
+
+func decodeB64(t testing.TB, b []byte) []byte {
+	t.Helper()
+	out, err := base64.StdEncoding.DecodeString(string(b))
+	require.NoError(t, err)
+	return out
 }

@@ -121,7 +121,7 @@ func (v *verifier) next() (*tar.Header, error) {
 	}
 	if err != nil {
 		if v.in.eof && errors.Is(err, io.ErrUnexpectedEOF) && v.in.err == nil {
-			return nil, invalid(v.member, fmt.Sprintf("truncated: the input ends after %d bytes", v.in.n))
+			return nil, v.ended(v.member)
 		}
 		return nil, v.fail(v.member, fmt.Errorf("tar header after this member: %w", err))
 	}
@@ -151,12 +151,16 @@ func (v *verifier) fail(path string, err error) error {
 	return &Error{Path: path, Reason: tarReason(err), Err: err}
 }
 
-// ended reports an input that ended where member path should be.
-func (v *verifier) ended(path string) error {
+// ended reports an input that ended after member prev, where another
+// member was due.
+func (v *verifier) ended(prev string) error {
 	if v.in.err != nil {
 		return fmt.Errorf("read artifact: %w", v.in.err)
 	}
-	return invalid(path, fmt.Sprintf("truncated: the input ends after %d bytes", v.in.n))
+	if prev == "" {
+		return invalid("", fmt.Sprintf("truncated: the input ends after %d bytes, before the first member", v.in.n))
+	}
+	return invalid("", fmt.Sprintf("truncated after member %q: the input ends after %d bytes", prev, v.in.n))
 }
 
 // readSmall reads a whole member of at most limit bytes.
@@ -180,7 +184,7 @@ func (v *verifier) run() (*Report, error) {
 		return nil, err
 	}
 	if hdr == nil {
-		return nil, v.ended("version")
+		return nil, v.ended("")
 	}
 	if hdr.Name != "version" {
 		return nil, invalid(hdr.Name, "first member must be \"version\"")
@@ -209,7 +213,7 @@ func (v *verifier) run() (*Report, error) {
 		return nil, err
 	}
 	if hdr == nil {
-		return nil, v.ended("manifest")
+		return nil, v.ended("version")
 	}
 	if hdr.Name != "manifest" {
 		return nil, invalid(hdr.Name, "unexpected member; want \"manifest\" after \"version\"")

@@ -1,0 +1,3 @@
+package artifact
+
+func runChild() bool { return false }
