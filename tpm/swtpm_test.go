@@ -241,6 +241,33 @@ func TestLoadOrCreateErrors(t *testing.T) {
 			wantMsg: "/dev/tpmrm-does-not-exist",
 		},
 		{
+			name: "not a device",
+			setup: func(t *testing.T, path string) tpm.Options {
+				o := options(sw, path)
+				o.Device = filepath.Join(t.TempDir(), "regular-file")
+				require.NoError(t, os.WriteFile(o.Device, nil, 0o600))
+				return o
+			},
+			wantMsg: "not a TPM character device or socket",
+		},
+		{
+			name: "empty socket path",
+			setup: func(t *testing.T, path string) tpm.Options {
+				o := options(sw, path)
+				o.Device = "unix:"
+				return o
+			},
+			wantMsg: "empty socket path",
+		},
+		{
+			name: "empty key path",
+			setup: func(t *testing.T, path string) tpm.Options {
+				o := options(sw, "")
+				return o
+			},
+			wantMsg: "key path is empty",
+		},
+		{
 			name: "no swtpm socket",
 			setup: func(t *testing.T, path string) tpm.Options {
 				o := options(sw, path)
