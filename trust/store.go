@@ -42,11 +42,10 @@ type Store struct {
 	roots  atomic.Pointer[rootSet]
 	client atomic.Pointer[clientSet]
 
-	mu       sync.Mutex // serialises reloads and guards the stamps below
-	rootsAt  fileStamp
-	certAt   fileStamp
-	keyAt    fileStamp
-	rootsErr bool // the current bundle version failed to load
+	mu      sync.Mutex // serialises reloads and guards the stamps below
+	rootsAt fileStamp
+	certAt  fileStamp
+	keyAt   fileStamp
 }
 
 // rootSet is one immutable generation of trusted roots.
@@ -122,7 +121,6 @@ func New(cfg Config) (*Store, error) {
 		} else {
 			s.log.WithField(FieldFile, cfg.ServerCertificate).Warnf("ServerCertificate %s does not exist; using the system roots only", cfg.ServerCertificate)
 		}
-		s.rootsErr = true
 		rs = &rootSet{pool: s.system.Clone()}
 	}
 	if len(rs.bundle) == 0 && s.system.Equal(x509.NewCertPool()) {
@@ -335,10 +333,8 @@ func (s *Store) reloadRoots() error {
 		old := s.roots.Load()
 		s.log.WithField(FieldFile, path).Errorf("ServerCertificate %s changed but cannot be used (%v); keeping the %d certificate(s) loaded before",
 			path, err, len(old.bundle))
-		s.rootsErr = true
 		return fmt.Errorf("ServerCertificate %s: %w", path, err)
 	}
-	s.rootsErr = false
 	s.roots.Store(rs)
 	return nil
 }

@@ -394,3 +394,16 @@ func TestExplainOtherErrors(t *testing.T) {
 	assert.Empty(t, trust.Hint(nil))
 	assert.Empty(t, trust.Hint(errors.New("connection refused")))
 }
+
+func TestExpiredCAInBundleIsReported(t *testing.T) {
+	old := testpki.NewCAValid("Retired CA", now.AddDate(-6, 0, 0), now.AddDate(0, -1, 0))
+	current := newCA("Current CA")
+	path := bundleFile(t, old, current)
+	log, hook := newLogger()
+	s, err := trust.New(baseConfig(path, log))
+	require.NoError(t, err)
+	assert.Len(t, s.TrustedCertificates(), 2)
+	warns := entries(hook, logrus.WarnLevel)
+	require.Len(t, warns, 1)
+	assert.Equal(t, "ServerCertificate "+path+": certificate 1 (CN=Retired CA,O=mender-agent tests) expired at 2026-05-01T12:00:00Z; it no longer verifies any server", warns[0])
+}
