@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,4 +273,37 @@ func TestClientCertificateRotation(t *testing.T) {
 	require.NoError(t, get(t, client, srv.URL))
 	assert.Equal(t, second.Cert.SerialNumber, srv.lastClient.Load().SerialNumber)
 	assert.Equal(t, second.Cert.SerialNumber, s.ClientCertificate().SerialNumber)
+}
+
+func TestClientCertificateExpiryReportedWhileRunning(t *testing.T) {
+	serverCA, deviceCA := newCA("Server CA"), newCA("Device CA")
+	cert := clientCert(deviceCA, "device", now.AddDate(0, 0, 40))
+	log, hook := newLogger()
+	cfg := mtlsConfig(t, bundleFile(t, serverCA), cert, log)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	cfg.Now = func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	s, err := trust.New(cfg)
+	require.NoError(t, err)
+	srv := startServer(t, serverCert(serverCA), serverOptions{clientCAs: deviceCA})
+	client := s.HTTPClient(10 * time.Second)
+	defer client.CloseIdleConnections()
+
+	connect := func() {
+		client.CloseIdleConnections()
+		require.NoError(t, get(t, client, srv.URL))
+	}
+	connect()
+	assert.Empty(t, entries(hook, logrus.WarnLevel), "40 days left: outside the 30-day window")
+
+	clock.Store(now.AddDate(0, 0, 15).UnixNano()) // 25 days left
+	connect()
+	connect()
+	want := fmt.Sprintf("client certificate %s expires at 2026-07-11T12:00:00Z (in 25 days); renew it before then", cfg.ClientCertificate)
+	assert.Equal(t, []string{want}, entries(hook, logrus.WarnLevel), "reported once a day, not per connection")
+
+	clock.Store(now.AddDate(0, 0, 16).UnixNano()) // a day later
+	connect()
+	assert.Len(t, entries(hook, logrus.WarnLevel), 2)
+	assert.Equal(t, "client certificate "+cfg.ClientCertificate+" expires at 2026-07-11T12:00:00Z (in 24 days); renew it before then", hook.LastEntry().Message)
 }

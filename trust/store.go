@@ -41,6 +41,9 @@ type Store struct {
 
 	roots  atomic.Pointer[rootSet]
 	client atomic.Pointer[clientSet]
+	// expiryReported is when (s.now, Unix nanoseconds) the client
+	// certificate's expiry was last logged; 0 means never.
+	expiryReported atomic.Int64
 
 	mu      sync.Mutex // serialises reloads and guards the stamps below
 	rootsAt fileStamp
@@ -62,7 +65,8 @@ type clientSet struct {
 // New checks cfg, loads the system roots, the ServerCertificate bundle and
 // the client certificate and key, and reads the proxy variables. A missing
 // or partly broken bundle is a logged warning; an error is returned for
-// settings that cannot work: no usable root at all (ErrNoRoots), only one of
+// settings that cannot work: no usable root at all (ErrNoRoots, unless
+// SkipVerify is set), only one of
 // client certificate and key, an unreadable client certificate or key
 // (ErrClientCertificate), or a proxy variable that is not a proxy URL.
 func New(cfg Config) (*Store, error) {
@@ -123,7 +127,7 @@ func New(cfg Config) (*Store, error) {
 		}
 		rs = &rootSet{pool: s.system.Clone()}
 	}
-	if len(rs.bundle) == 0 && s.system.Equal(x509.NewCertPool()) {
+	if len(rs.bundle) == 0 && s.system.Equal(x509.NewCertPool()) && !cfg.SkipVerify {
 		where := "ServerCertificate is not set"
 		if cfg.ServerCertificate != "" {
 			where = "ServerCertificate " + cfg.ServerCertificate + " holds no usable certificate"
@@ -222,14 +226,30 @@ func (s *Store) loadClient() (*clientSet, error) {
 	for _, c := range certs {
 		tc.Certificate = append(tc.Certificate, c.Raw)
 	}
+	s.expiryReported.Store(0)
 	s.reportClientExpiry(leaf)
 	return &clientSet{cert: tc}, nil
 }
 
+// expiryReportInterval is how often a client certificate that is about to
+// expire (or has expired) is reported while the daemon keeps using it.
+const expiryReportInterval = 24 * time.Hour
+
 // reportClientExpiry logs an expired, not yet valid or soon expiring client
-// certificate.
+// certificate, at most once per expiryReportInterval.
 func (s *Store) reportClientExpiry(leaf *x509.Certificate) {
 	now := s.now()
+	expiring := now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) || leaf.NotAfter.Sub(now) <= s.cfg.CertExpiryWarning
+	if !expiring {
+		return
+	}
+	last := s.expiryReported.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < expiryReportInterval {
+		return
+	}
+	if !s.expiryReported.CompareAndSwap(last, now.UnixNano()) {
+		return // another handshake is reporting it
+	}
 	log := s.log.WithFields(logrus.Fields{
 		FieldFile:    s.cfg.ClientCertificate,
 		FieldSubject: leaf.Subject.String(),

@@ -113,6 +113,7 @@ func (s *Store) getClientCertificate(cri *tls.CertificateRequestInfo) (*tls.Cert
 		s.log.Debug("the server asks for a client certificate but HttpsClient is not configured; sending none")
 		return &tls.Certificate{}, nil
 	}
+	s.reportClientExpiry(cs.cert.Leaf)
 	if err := cri.SupportsCertificate(cs.cert); err != nil {
 		s.log.WithError(err).Warn("the server may not accept the client certificate; sending it anyway")
 	}
