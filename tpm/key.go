@@ -27,8 +27,10 @@ const Backend = "tpm"
 // Key types accepted in Options.Type and reported by Key.Type.
 const (
 	TypeECDSAP256 = "ecdsa-p256"
+	TypeECDSAP384 = "ecdsa-p384"
 	TypeRSA2048   = "rsa-2048"
 	TypeRSA3072   = "rsa-3072"
+	TypeRSA4096   = "rsa-4096"
 	typeEd25519   = "ed25519"
 )
 
@@ -267,19 +269,30 @@ var keyAttributes = tpm2.TPMAObject{
 	SignEncrypt:         true,
 }
 
+// keySpecs describes every key type the package can create. Every TPM 2.0
+// has ECC P-256 and RSA-2048 (TCG PC Client profile); the others are asked
+// of the TPM with TPM2_TestParms before creating a key.
+var keySpecs = map[string]struct {
+	curve     tpm2.TPMECCCurve // ECC keys
+	bits      tpm2.TPMKeyBits  // RSA keys
+	mayLackIt bool
+}{
+	TypeECDSAP256: {curve: tpm2.TPMECCNistP256},
+	TypeECDSAP384: {curve: tpm2.TPMECCNistP384, mayLackIt: true},
+	TypeRSA2048:   {bits: 2048},
+	TypeRSA3072:   {bits: 3072, mayLackIt: true},
+	TypeRSA4096:   {bits: 4096, mayLackIt: true},
+}
+
 // template returns the creation template for a validated key type.
 func template(typ string) tpm2.TPMTPublic {
-	switch typ {
-	case TypeRSA2048, TypeRSA3072:
-		bits := tpm2.TPMKeyBits(2048)
-		if typ == TypeRSA3072 {
-			bits = 3072
-		}
+	spec := keySpecs[typ]
+	if spec.bits != 0 {
 		return tpm2.TPMTPublic{
 			Type:             tpm2.TPMAlgRSA,
 			NameAlg:          tpm2.TPMAlgSHA256,
 			ObjectAttributes: keyAttributes,
-			Parameters:       tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, rsaParms(bits)),
+			Parameters:       tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, rsaParms(spec.bits)),
 			Unique:           tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{}),
 		}
 	}
@@ -287,13 +300,17 @@ func template(typ string) tpm2.TPMTPublic {
 		Type:             tpm2.TPMAlgECC,
 		NameAlg:          tpm2.TPMAlgSHA256,
 		ObjectAttributes: keyAttributes,
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
-			Scheme:    tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgNull},
-			CurveID:   tpm2.TPMECCNistP256,
-			KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
+		Parameters:       tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, eccParms(spec.curve)),
+		Unique:           tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}),
+	}
+}
+
+func eccParms(curve tpm2.TPMECCCurve) *tpm2.TPMSECCParms {
+	return &tpm2.TPMSECCParms{
+		Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
+		Scheme:    tpm2.TPMTECCScheme{Scheme: tpm2.TPMAlgNull},
+		CurveID:   curve,
+		KDF:       tpm2.TPMTKDFScheme{Scheme: tpm2.TPMAlgNull},
 	}
 }
 
@@ -307,15 +324,16 @@ func rsaParms(bits tpm2.TPMKeyBits) *tpm2.TPMSRSAParms {
 
 // keyType validates a configured key type; "" means ECDSA P-256.
 func keyType(s string) (string, error) {
-	switch s {
-	case "", TypeECDSAP256:
+	if s == "" {
 		return TypeECDSAP256, nil
-	case TypeRSA2048, TypeRSA3072:
+	}
+	if _, ok := keySpecs[s]; ok {
 		return s, nil
-	case typeEd25519:
+	}
+	if s == typeEd25519 {
 		return "", fmt.Errorf("key type %q: TPM 2.0 devices have no Ed25519; use %s (recommended) or %s with the TPM backend", s, TypeECDSAP256, TypeRSA2048)
 	}
-	return "", fmt.Errorf("key type %q: the TPM backend supports %s, %s and %s", s, TypeECDSAP256, TypeRSA2048, TypeRSA3072)
+	return "", fmt.Errorf("key type %q: the TPM backend supports %s (default), %s, %s, %s and %s", s, TypeECDSAP256, TypeECDSAP384, TypeRSA2048, TypeRSA3072, TypeRSA4096)
 }
 
 // parsePublic decodes a key file's TPM2B_PUBLIC and checks that it is a
@@ -358,9 +376,9 @@ func publicInfo(p *tpm2.TPMTPublic) (crypto.PublicKey, string, error) {
 		case elliptic.P256():
 			return pub, TypeECDSAP256, nil
 		case elliptic.P384():
-			return pub, "ecdsa-p384", nil
+			return pub, TypeECDSAP384, nil
 		}
-		return nil, "", fmt.Errorf("ECC curve %s is not supported; use P-256", pk.Curve.Params().Name)
+		return nil, "", fmt.Errorf("ECC curve %s is not supported; use P-256 or P-384", pk.Curve.Params().Name)
 	case *rsa.PublicKey:
 		if bits := pk.N.BitLen(); bits < 2048 || pk.E < 3 {
 			return nil, "", fmt.Errorf("RSA key with %d bits and exponent %d is too weak; use at least 2048 bits", bits, pk.E)
@@ -436,11 +454,8 @@ func (k *Key) loadLocked(ctx context.Context) error {
 // returns its key file. The caller holds d.mu.
 func create(ctx context.Context, d *device, typ string, ownerAuth []byte) (*tss2.Key, error) {
 	t := d.tpm(ctx)
-	if typ == TypeRSA3072 {
-		_, err := tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{
-			Type:       tpm2.TPMAlgRSA,
-			Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, rsaParms(3072)),
-		}}.Execute(t)
+	if tmpl := template(typ); keySpecs[typ].mayLackIt {
+		_, err := tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{Type: tmpl.Type, Parameters: tmpl.Parameters}}.Execute(t)
 		if err != nil {
 			return nil, fmt.Errorf("create TPM key: this TPM does not support %s (%w); use %s or %s", typ, err, TypeECDSAP256, TypeRSA2048)
 		}

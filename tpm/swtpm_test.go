@@ -62,6 +62,7 @@ func TestCreateSaveReloadSign(t *testing.T) {
 	}{
 		{name: "default is ECDSA P-256", typ: "", wantType: "ecdsa-p256"},
 		{name: "RSA-2048", typ: "rsa-2048", wantType: "rsa-2048"},
+		{name: "ECDSA P-384", typ: "ecdsa-p384", wantType: "ecdsa-p384"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,4 +316,25 @@ func TestExistingKeyTypeWins(t *testing.T) {
 	require.NotNil(t, entry)
 	assert.Equal(t, logrus.WarnLevel, entry.Level)
 	assert.Contains(t, entry.Message, "not the configured rsa-2048")
+}
+
+// TestOptionalKeyTypeAskedFirst checks that a key type TPMs may lack is
+// tried with TPM2_TestParms: swtpm 0.7 (libtpms 0.9) has no RSA-4096 and
+// must get a clear refusal with no file written; a TPM that has it creates
+// the key.
+func TestOptionalKeyTypeAskedFirst(t *testing.T) {
+	sw := tpmtest.Start(t)
+	path := filepath.Join(t.TempDir(), "k.pem")
+	opts := options(sw, path)
+	opts.Type = "rsa-4096"
+	k, err := tpm.LoadOrCreate(context.Background(), opts)
+	if err != nil {
+		assert.ErrorContains(t, err, "this TPM does not support rsa-4096")
+		assert.ErrorContains(t, err, "use ecdsa-p256 or rsa-2048")
+		assert.NoFileExists(t, path)
+		return
+	}
+	t.Cleanup(func() { _ = k.Close() })
+	assert.Equal(t, "rsa-4096", k.Type())
+	assert.FileExists(t, path)
 }
