@@ -10,7 +10,7 @@ import (
 // BenchmarkGenerate measures creating a key of each type in memory (what
 // first boot and rotation pay, before the file write).
 func BenchmarkGenerate(b *testing.B) {
-	for _, typ := range GenerateTypes {
+	for _, typ := range GenerateTypes() {
 		b.Run(typ, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := Generate(typ, nil); err != nil {
@@ -25,7 +25,7 @@ func BenchmarkGenerate(b *testing.B) {
 // does: SHA-256 then sign for RSA and ECDSA, pure Ed25519 over the body.
 func BenchmarkSign(b *testing.B) {
 	body := []byte(authBody)
-	for _, typ := range GenerateTypes {
+	for _, typ := range GenerateTypes() {
 		b.Run(typ, func(b *testing.B) {
 			k := testKey(b, typ)
 			for b.Loop() {

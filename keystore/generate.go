@@ -16,9 +16,13 @@ import (
 	"github.com/youmark/pkcs8"
 )
 
+// generateTypes are the key types Generate can create.
+var generateTypes = []string{TypeEd25519, TypeECDSAP256, TypeECDSAP384, TypeRSA2048, TypeRSA3072, TypeRSA4096}
+
 // GenerateTypes lists the key types Generate, LoadOrCreate and Rotate can
-// create, in the order documentation shows them.
-var GenerateTypes = []string{TypeEd25519, TypeECDSAP256, TypeECDSAP384, TypeRSA2048, TypeRSA3072, TypeRSA4096}
+// create (the values Security.AuthKeyType accepts), default first. The
+// caller owns the returned slice.
+func GenerateTypes() []string { return append([]string(nil), generateTypes...) }
 
 // normalizeType maps a configured key type to its canonical name; "" means
 // DefaultType. Names are matched case-insensitively.
@@ -27,13 +31,13 @@ func normalizeType(keyType string) (string, error) {
 		return DefaultType, nil
 	}
 	t := strings.ToLower(strings.TrimSpace(keyType))
-	for _, g := range GenerateTypes {
+	for _, g := range generateTypes {
 		if t == g {
 			return g, nil
 		}
 	}
 	return "", fmt.Errorf("%w: key type %q cannot be generated; choose one of %s",
-		ErrUnsupportedKey, keyType, strings.Join(GenerateTypes, ", "))
+		ErrUnsupportedKey, keyType, strings.Join(generateTypes, ", "))
 }
 
 // Generate creates a new key of keyType ("" means DefaultType) in memory;

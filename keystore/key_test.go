@@ -21,7 +21,7 @@ import (
 )
 
 func TestSignerContract(t *testing.T) {
-	for _, typ := range GenerateTypes {
+	for _, typ := range GenerateTypes() {
 		t.Run(typ, func(t *testing.T) {
 			// The key goes through a file so the suite covers what the
 			// daemon really signs with.
