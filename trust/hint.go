@@ -70,6 +70,9 @@ func explain(err error, hc hintContext) string {
 			hc.bundle = ve.bundle
 		}
 	}
+	if he, ok := errors.AsType[*HandshakeError](err); ok && hc.server == "" {
+		hc.server = he.Addr
+	}
 	if hc.server == "" {
 		hc.server = "(unknown)"
 	}
@@ -215,8 +218,12 @@ func hintAlert(hc hintContext, alert string) string {
 			hc.server, code)
 	}
 	c := hc.client
-	msg := fmt.Sprintf("mutual TLS failed: server %s rejected the client certificate (%s); sent %s subject %q serial %s issued by %q, valid until %s; the server must trust its issuer",
-		hc.server, code, hc.clientPath, c.Subject.String(), serialString(c), c.Issuer.String(), fmtTime(c.NotAfter))
+	from := ""
+	if hc.clientPath != "" {
+		from = hc.clientPath + " "
+	}
+	msg := fmt.Sprintf("mutual TLS failed: server %s rejected the client certificate (%s); sent %ssubject %q serial %s issued by %q, valid until %s; the server must trust its issuer",
+		hc.server, code, from, c.Subject.String(), serialString(c), c.Issuer.String(), fmtTime(c.NotAfter))
 	if !hc.now.IsZero() && hc.now.After(c.NotAfter) {
 		msg += "; it has expired: renew it"
 	}

@@ -307,3 +307,24 @@ func TestClientCertificateExpiryReportedWhileRunning(t *testing.T) {
 	assert.Len(t, entries(hook, logrus.WarnLevel), 2)
 	assert.Equal(t, "client certificate "+cfg.ClientCertificate+" expires at 2026-07-11T12:00:00Z (in 24 days); renew it before then", hook.LastEntry().Message)
 }
+
+func TestHintFromHandshakeErrorAlone(t *testing.T) {
+	serverCA, trustedCA := newCA("Server CA"), newCA("Device CA")
+	stranger := clientCert(newCA("Unknown Device CA"), "device-0003", now.AddDate(1, 0, 0))
+	log, _ := newLogger()
+	s, err := trust.New(mtlsConfig(t, bundleFile(t, serverCA), stranger, log))
+	require.NoError(t, err)
+	srv := startServer(t, serverCert(serverCA), serverOptions{clientCAs: trustedCA, maxVersion: tls.VersionTLS12})
+	client := s.HTTPClient(10 * time.Second)
+	defer client.CloseIdleConnections()
+
+	err = get(t, client, srv.URL)
+	var he *trust.HandshakeError
+	require.ErrorAs(t, err, &he)
+	assert.True(t, he.ClientCertificateRequested)
+	require.NotNil(t, he.ClientCertificate)
+	assert.Equal(t, stranger.Cert.SerialNumber, he.ClientCertificate.SerialNumber)
+	c := stranger.Cert
+	assert.Equal(t, fmt.Sprintf(`mutual TLS failed: server %s rejected the client certificate (tls alert unknown_certificate_authority); sent subject %q serial %x issued by %q, valid until 2027-06-01T12:00:00Z; the server must trust its issuer`,
+		srv.Host(), c.Subject.String(), c.SerialNumber, c.Issuer.String()), trust.Hint(err))
+}
