@@ -42,7 +42,10 @@ func (s *Store) Transport() *http.Transport {
 	}
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, _, err := s.dialTLS(ctx, t.DialContext, network, addr)
-		return conn, err
+		if err != nil {
+			return nil, err // not a typed nil *tls.Conn
+		}
+		return conn, nil
 	}
 	return t
 }
