@@ -21,6 +21,7 @@ type BlockProblem struct {
 	Err   error
 }
 
+// Error names the block and what was wrong with it.
 func (p BlockProblem) Error() string {
 	if p.Type == "" {
 		return fmt.Sprintf("block %d: %v", p.Index, p.Err)
@@ -28,6 +29,7 @@ func (p BlockProblem) Error() string {
 	return fmt.Sprintf("block %d (%s): %v", p.Index, p.Type, p.Err)
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (p BlockProblem) Unwrap() error { return p.Err }
 
 // ParseBundle parses a PEM bundle of any number of certificates, as found in

@@ -31,10 +31,12 @@ type VerifyError struct {
 	bundle string    // ServerCertificate path, for advice
 }
 
+// Error names the server name and the crypto/x509 reason.
 func (e *VerifyError) Error() string {
 	return fmt.Sprintf("verify certificate of %s: %v", e.Server, e.Err)
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *VerifyError) Unwrap() error { return e.Err }
 
 // TLSConfig returns a new client TLS configuration using the store's

@@ -80,10 +80,12 @@ type HandshakeError struct {
 	Err               error
 }
 
+// Error names the server address and the underlying error.
 func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("tls handshake with %s: %v", e.Addr, e.Err)
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // dialInfo tells Check what happened during a TLS dial.
