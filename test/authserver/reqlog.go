@@ -62,7 +62,10 @@ func (s *Server) record(e *Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.st.reqLog) >= s.maxLog {
-		s.st.reqLog = append(s.st.reqLog[:0], s.st.reqLog[len(s.st.reqLog)-s.maxLog+1:]...)
+		// Drop the oldest tenth at once so a full log costs one copy per
+		// maxLog/10 requests, not one per request.
+		drop := s.maxLog/10 + 1
+		s.st.reqLog = append(s.st.reqLog[:0], s.st.reqLog[min(drop, len(s.st.reqLog)):]...)
 	}
 	s.st.reqLog = append(s.st.reqLog, *e)
 }
@@ -71,7 +74,14 @@ func (s *Server) record(e *Request) {
 // it at debug level.
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.handleWG.Add(1)
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			drop(w)
+			return
+		}
+		s.handleWG.Add(1) // under mu, so never after Close began to wait
+		s.mu.Unlock()
 		defer s.handleWG.Done()
 		e := &Request{
 			Time:       s.now(),

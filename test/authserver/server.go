@@ -64,8 +64,8 @@ type Options struct {
 	Now func() time.Time
 	// SigningKey signs issued tokens; nil generates one.
 	SigningKey ed25519.PrivateKey
-	// MaxLog bounds the request log (oldest entries are dropped); zero
-	// means 100000.
+	// MaxLog bounds the request log (the oldest entries are dropped);
+	// zero means 10000.
 	MaxLog int
 }
 
@@ -131,7 +131,7 @@ func New(opts Options) *Server {
 		_, s.key, _ = ed25519.GenerateKey(rand.Reader)
 	}
 	if s.maxLog <= 0 {
-		s.maxLog = 100000
+		s.maxLog = 10000
 	}
 	s.st = state{
 		autoAccept: opts.AutoAccept,

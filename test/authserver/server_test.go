@@ -540,3 +540,29 @@ func FuzzReadFrame(f *testing.F) {
 		assert.Equal(t, fr, again, "write and read round-trip")
 	})
 }
+
+func TestRequestLogIsBounded(t *testing.T) {
+	s := start(t, authserver.Options{MaxLog: 10})
+	for i := range 25 {
+		resp, _ := s.do(t, http.MethodGet, "/nothing/"+strings.Repeat("x", i), "", nil, nil)
+		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+	}
+	log := s.RequestLog()
+	assert.LessOrEqual(t, len(log), 10)
+	require.NotEmpty(t, log)
+	assert.Equal(t, "/nothing/"+strings.Repeat("x", 24), log[len(log)-1].Path, "the newest entries are kept")
+	s.ClearRequestLog()
+	assert.Empty(t, s.RequestLog())
+}
+
+func TestCloseCutsEverythingAndIsIdempotent(t *testing.T) {
+	s := start(t, authserver.Options{AutoAccept: true})
+	jwt := s.token(t, edKey())
+	_, br, resp := dialWebSocket(t, s, jwt)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	require.NoError(t, s.Close())
+	_, err := authserver.ReadFrame(br, false)
+	assert.Error(t, err, "the WebSocket was cut")
+	assert.NoError(t, s.Close())
+	assert.Error(t, s.Start(""), "a closed server cannot start again")
+}
