@@ -52,3 +52,23 @@ func benchSign(b *testing.B, s crypto.Signer) {
 		}
 	}
 }
+
+// BenchmarkLoadTPM measures what a start costs: derive the SRK, load the
+// key file under it, flush the SRK, and flush the key again on Close.
+func BenchmarkLoadTPM(b *testing.B) {
+	sw := tpmtest.Start(b)
+	opts := tpm.Options{Device: sw.Device(), Path: filepath.Join(b.TempDir(), "key.pem"), Generate: true}
+	k, err := tpm.LoadOrCreate(b.Context(), opts)
+	require.NoError(b, err)
+	require.NoError(b, k.Close())
+	b.ReportAllocs()
+	for b.Loop() {
+		k, err := tpm.Load(b.Context(), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := k.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
