@@ -162,11 +162,22 @@ func (s *Store) checkServer(ctx context.Context, server string) []CheckResult {
 		}
 		add(CheckDNS, CheckPass, resolveHost+" resolves to "+strings.Join(addrs, ", "), "")
 	}
+	d := &net.Dialer{Timeout: dialTimeout}
 	if u.Scheme == "http" {
+		target := addr
+		if proxyURL != nil {
+			target = proxyAddr(proxyURL)
+		}
+		conn, err := d.DialContext(ctx, "tcp", target)
+		if err != nil {
+			add(CheckConnect, CheckFail, err.Error(), "the server (or proxy) cannot be reached; check the URL, the network and any firewall")
+			return out
+		}
+		conn.Close()
+		add(CheckConnect, CheckPass, "connected to "+target, "")
 		return out
 	}
 
-	d := &net.Dialer{Timeout: dialTimeout}
 	tc, info, err := s.dialTLS(ctx, d.DialContext, "tcp", addr)
 	if err != nil && info.handshakeErr == nil {
 		add(CheckConnect, CheckFail, err.Error(), "the server (or proxy) cannot be reached; check the URL, the network and any firewall")

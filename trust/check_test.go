@@ -101,7 +101,8 @@ func TestCheckBrokenSetup(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	servers := []string{rogue.URL, strict.URL, closed, "mender.example.com"}
+	plain := "http://" + strict.Host() // reachable, but not encrypted
+	servers := []string{rogue.URL, strict.URL, closed, "mender.example.com", plain}
 	var out bytes.Buffer
 	assert.False(t, trust.Check(ctx, s, servers, &out))
 	results := trust.RunChecks(ctx, s, servers)
@@ -123,6 +124,7 @@ func TestCheckBrokenSetup(t *testing.T) {
 
 	assert.Equal(t, []nameStatus{{trust.CheckDNS, trust.CheckSkip}, {trust.CheckConnect, trust.CheckFail}}, summary(results, closed))
 	assert.Equal(t, []nameStatus{{trust.CheckURL, trust.CheckFail}}, summary(results, "mender.example.com"))
+	assert.Equal(t, []nameStatus{{trust.CheckURL, trust.CheckWarn}, {trust.CheckDNS, trust.CheckSkip}, {trust.CheckConnect, trust.CheckPass}}, summary(results, plain))
 
 	text := out.String()
 	assert.Contains(t, text, "FAIL  tls                 "+rogue.URL)
