@@ -64,8 +64,9 @@ var _ crypto.Signer = (*Key)(nil)
 // Public returns the key's *ecdsa.PublicKey or *rsa.PublicKey.
 func (k *Key) Public() crypto.PublicKey { return k.pub }
 
-// Type returns the key type: "ecdsa-p256", "ecdsa-p384", "rsa-2048",
-// "rsa-3072" or "rsa-<bits>" for other sizes found in loaded files.
+// Type returns the key type: "ecdsa-p256", "ecdsa-p384" or "rsa-<bits>"
+// ("rsa-2048", "rsa-3072", "rsa-4096", or another size found in a loaded
+// file).
 func (k *Key) Type() string { return k.typ }
 
 // Backend returns "tpm".
@@ -81,7 +82,7 @@ func (k *Key) Close() error {
 		return nil
 	}
 	k.dev.mu.Lock()
-	err := flush(context.Background(), k.dev.t, k.handle)
+	err := flush(k.dev.tpm(context.Background()), k.handle)
 	k.dev.mu.Unlock()
 	if isStaleHandle(err) {
 		err = nil // the TPM already dropped it (reset or reboot)
@@ -391,7 +392,7 @@ func publicInfo(p *tpm2.TPMTPublic) (crypto.PublicKey, string, error) {
 // withParent makes the key file's parent available for one command and
 // flushes it afterwards if it was created for the purpose. The caller holds
 // the device mutex.
-func withParent(ctx context.Context, t transport.TPM, parent uint32, ownerAuth []byte, fn func(tpm2.AuthHandle) error) error {
+func withParent(t transport.TPM, parent uint32, ownerAuth []byte, fn func(tpm2.AuthHandle) error) error {
 	if tpm2.TPMHandle(parent) == tpm2.TPMRHOwner {
 		tmpl := srkTemplate()
 		srk, err := tpm2.CreatePrimary{
@@ -401,7 +402,7 @@ func withParent(ctx context.Context, t transport.TPM, parent uint32, ownerAuth [
 		if err != nil {
 			return classify("create storage root key in the owner hierarchy", err)
 		}
-		defer func() { _ = flush(ctx, t, srk.ObjectHandle) }()
+		defer func() { _ = flush(t, srk.ObjectHandle) }()
 		return fn(tpm2.AuthHandle{Handle: srk.ObjectHandle, Name: srk.Name, Auth: tpm2.PasswordAuth(nil)})
 	}
 	if tpm2.TPMHT(parent>>24) != tpm2.TPMHTPersistent {
@@ -417,7 +418,7 @@ func withParent(ctx context.Context, t transport.TPM, parent uint32, ownerAuth [
 	return fn(tpm2.AuthHandle{Handle: tpm2.TPMHandle(parent), Name: rp.Name, Auth: tpm2.PasswordAuth(nil)})
 }
 
-func flush(_ context.Context, t transport.TPM, h tpm2.TPMHandle) error {
+func flush(t transport.TPM, h tpm2.TPMHandle) error {
 	if h == 0 {
 		return nil
 	}
@@ -437,7 +438,7 @@ func (k *Key) loadLocked(ctx context.Context) error {
 		return fmt.Errorf("%w: private area: %w", tss2.ErrFormat, err)
 	}
 	t := k.dev.tpm(ctx)
-	return withParent(ctx, t, k.file.Parent, k.ownerAuth, func(parent tpm2.AuthHandle) error {
+	return withParent(t, k.file.Parent, k.ownerAuth, func(parent tpm2.AuthHandle) error {
 		rsp, err := tpm2.Load{ParentHandle: parent, InPrivate: *priv, InPublic: *pub}.Execute(t)
 		if err != nil {
 			if errors.Is(err, tpm2.TPMRCIntegrity) {
@@ -461,7 +462,7 @@ func create(ctx context.Context, d *device, typ string, ownerAuth []byte) (*tss2
 		}
 	}
 	var file *tss2.Key
-	err := withParent(ctx, t, tss2.ParentOwner, ownerAuth, func(parent tpm2.AuthHandle) error {
+	err := withParent(t, tss2.ParentOwner, ownerAuth, func(parent tpm2.AuthHandle) error {
 		rsp, err := tpm2.Create{ParentHandle: parent, InPublic: tpm2.New2B(template(typ))}.Execute(t)
 		if err != nil {
 			return classify("create "+typ+" key", err)
