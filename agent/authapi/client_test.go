@@ -92,6 +92,8 @@ func TestResponses(t *testing.T) {
 		{name: "200 empty", fault: authserver.Fault{Status: 200, Body: []byte{}}, wantIs: agent.ErrMalformedToken, wantMessage: "empty"},
 		{name: "200 oversized", fault: authserver.Fault{Status: 200, Body: bytes.Repeat([]byte("a"), agent.MaxTokenSize+1)},
 			wantIs: agent.ErrMalformedToken, wantMessage: "larger than 65536 bytes"},
+		{name: "200 quoted token with a broken quote", fault: authserver.Fault{Status: 200, Body: []byte(`"a.b.c`)},
+			wantIs: agent.ErrMalformedToken, wantMessage: "malformed JSON string"},
 		{name: "200 JWT without exp", fault: authserver.Fault{Status: 200, Body: []byte("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln")},
 			wantIs: agent.ErrMalformedToken, wantMessage: "no exp"},
 	}
@@ -127,6 +129,17 @@ func TestResponses(t *testing.T) {
 			require.NoError(t, err, "the next attempt succeeds once the fault is gone")
 		})
 	}
+}
+
+func TestQuotedTokenIsUnquoted(t *testing.T) {
+	srv := startServer(t, authserver.Options{AutoAccept: true})
+	c := newClient(t, edKey(), []string{srv.URL()}, nil)
+	tok, err := c.Authenticate(t.Context())
+	require.NoError(t, err)
+	srv.SetFault(authserver.Fault{Status: 200, ContentType: "application/json", Body: []byte(`"` + tok.JWT() + `"` + "\n")})
+	quoted, err := c.Authenticate(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, tok.JWT(), quoted.JWT(), "the quotes are not part of the token")
 }
 
 func TestFailoverTriesServersInOrder(t *testing.T) {

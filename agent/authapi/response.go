@@ -64,7 +64,16 @@ func readResponse(resp *http.Response, server string, now time.Time) (agent.Toke
 	if len(bytes.TrimSpace(body)) == 0 {
 		return agent.Token{}, rid, fmt.Errorf("empty token response (request_id %s): %w", orNone(rid), agent.ErrMalformedToken)
 	}
-	tok, err := agent.ParseToken(string(body), server, now)
+	text := string(body)
+	if trimmed := bytes.TrimSpace(body); trimmed[0] == '"' {
+		// The API description calls the answer a JSON string; the server
+		// sends the raw token, but a gateway that follows the description
+		// must not make the quotes part of the token.
+		if err := json.Unmarshal(trimmed, &text); err != nil {
+			return agent.Token{}, rid, fmt.Errorf("token response is a malformed JSON string (request_id %s): %w", orNone(rid), agent.ErrMalformedToken)
+		}
+	}
+	tok, err := agent.ParseToken(text, server, now)
 	if err != nil {
 		return agent.Token{}, rid, fmt.Errorf("token response (request_id %s): %w", orNone(rid), err)
 	}
