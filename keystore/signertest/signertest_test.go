@@ -7,6 +7,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -45,14 +47,18 @@ func TestSuiteCatchesBareStdlibKeys(t *testing.T) {
 	}
 }
 
-// TestHelperRun runs the suite against a bare standard-library key when
-// started by TestSuiteCatchesBareStdlibKeys.
+// TestHelperRun runs the suite against a compliant reference signer, or,
+// when started by TestSuiteCatchesBareStdlibKeys, against a bare
+// standard-library key.
 func TestHelperRun(t *testing.T) {
 	var s crypto.Signer
 	var err error
 	switch os.Getenv(helperEnv) {
 	case "":
-		t.Skip("helper process for TestSuiteCatchesBareStdlibKeys")
+		for _, k := range []crypto.Signer{mustECDSA(t), mustEd25519(t)} {
+			Run(t, func(*testing.T) crypto.Signer { return compliant{k} })
+		}
+		return
 	case "ecdsa":
 		s, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	case "ed25519":
@@ -62,4 +68,33 @@ func TestHelperRun(t *testing.T) {
 	}
 	require.NoError(t, err)
 	Run(t, func(*testing.T) crypto.Signer { return s })
+}
+
+func mustECDSA(t *testing.T) crypto.Signer {
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	require.NoError(t, err)
+	return k
+}
+
+func mustEd25519(t *testing.T) crypto.Signer {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	return k
+}
+
+// compliant wraps a standard-library key with the rules the suite checks,
+// as a positive control.
+type compliant struct{ crypto.Signer }
+
+func (c compliant) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if _, ok := c.Public().(ed25519.PublicKey); ok {
+		if o, isOpts := opts.(*ed25519.Options); opts.HashFunc() != 0 || (isOpts && o.Context != "") {
+			return nil, errors.New("pure Ed25519 only")
+		}
+		return c.Signer.Sign(r, digest, opts)
+	}
+	if opts.HashFunc() == 0 || len(digest) != opts.HashFunc().Size() {
+		return nil, errors.New("digest length does not match the hash")
+	}
+	return c.Signer.Sign(r, digest, opts)
 }
