@@ -3,6 +3,7 @@ package authserver_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -565,4 +566,25 @@ func TestCloseCutsEverythingAndIsIdempotent(t *testing.T) {
 	assert.Error(t, err, "the WebSocket was cut")
 	assert.NoError(t, s.Close())
 	assert.Error(t, s.Start(""), "a closed server cannot start again")
+}
+
+func TestDelayEndsWithTheClientAndLifetimeChanges(t *testing.T) {
+	now := time.Now()
+	s := start(t, authserver.Options{AutoAccept: true, Now: func() time.Time { return now }})
+	s.SetTokenLifetime(2 * time.Minute)
+	claims, err := authserver.ParseToken(s.token(t, edKey()), s.SigningPublicKey(), now)
+	require.NoError(t, err)
+	assert.Equal(t, now.Unix()+120, claims.Expires)
+
+	s.SetFault(authserver.Fault{Delay: time.Hour})
+	body, sig := signedRequest(t, edKey(), `{"mac":"m"}`)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+authserver.PathAuth, bytes.NewReader(body))
+	req.Header.Set(authserver.SignatureHeader, sig)
+	_, err = s.client.Do(req)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// Close waits for handlers: it returns only because the delay ended
+	// with the client's request.
+	require.NoError(t, s.Close())
 }
