@@ -176,6 +176,10 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if s.tenant != "" && req.TenantToken != s.tenant {
+		writeError(w, r, http.StatusUnauthorized, "dev auth: unauthorized")
+		return
+	}
 	s.mu.Lock()
 	a, created := s.lookupLocked(req.Identity, req.PubKeyPEM)
 	a.requests++

@@ -81,8 +81,7 @@ func (s *Server) setStatus(who string, st Status) error {
 	defer s.mu.Unlock()
 	n := 0
 	for _, a := range s.st.authSets {
-		if a.deviceID == who || a.id == who || a.identity == who ||
-			(strings.TrimSpace(who) != "" && strings.TrimSpace(a.pubKey) == strings.TrimSpace(who)) {
+		if matches(a, who) {
 			if a.status != st {
 				s.log.WithField(FieldDeviceID, a.deviceID).WithField(FieldIdentity, a.identity).Infof("device %s", st)
 			}
@@ -94,6 +93,54 @@ func (s *Server) setStatus(who string, st Status) error {
 		return fmt.Errorf("authserver: no device matches %q", abbreviate(who, 64))
 	}
 	return nil
+}
+
+// Preauthorize records an accepted auth set for an identity (the text of
+// a JSON object) and a public key PEM before the device ever asks, as the
+// management API's preauthorization does. The device gets a token at its
+// first request, even without AutoAccept.
+func (s *Server) Preauthorize(idData, pubKeyPEM string) (Device, error) {
+	identity, err := canonicalIdentity(idData)
+	if err != nil {
+		return Device{}, fmt.Errorf("authserver: preauthorize: identity: %w", err)
+	}
+	if _, err := parsePublicKey(pubKeyPEM); err != nil {
+		return Device{}, fmt.Errorf("authserver: preauthorize: public key: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, _ := s.lookupLocked(identity, pubKeyPEM)
+	a.status = StatusAccepted
+	return a.device(), nil
+}
+
+// Decommission forgets every auth set matching who (see Accept); their
+// tokens stop working and a later request starts over as a new device.
+func (s *Server) Decommission(who string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.st.authSets[:0]
+	n := 0
+	for _, a := range s.st.authSets {
+		if matches(a, who) {
+			delete(s.st.setIndex, a.identity+"\x00"+a.pubKey)
+			delete(s.st.setByID, a.id)
+			delete(s.st.deviceIDs, a.identity)
+			n++
+			continue
+		}
+		kept = append(kept, a)
+	}
+	s.st.authSets = kept
+	if n == 0 {
+		return fmt.Errorf("authserver: no device matches %q", abbreviate(who, 64))
+	}
+	return nil
+}
+
+func matches(a *authSet, who string) bool {
+	return a.deviceID == who || a.id == who || a.identity == who ||
+		(strings.TrimSpace(who) != "" && strings.TrimSpace(a.pubKey) == strings.TrimSpace(who))
 }
 
 // lookupLocked finds or creates the auth set of (identity, pubKey).

@@ -64,6 +64,10 @@ type Options struct {
 	Now func() time.Time
 	// SigningKey signs issued tokens; nil generates one.
 	SigningKey ed25519.PrivateKey
+	// TenantToken, when set, is the only tenant token the server accepts:
+	// a request with another one (or none) gets 401, as a hosted server
+	// answers for an unknown tenant.
+	TenantToken string
 	// MaxLog bounds the request log (the oldest entries are dropped);
 	// zero means 10000.
 	MaxLog int
@@ -78,6 +82,7 @@ type Server struct {
 	now      func() time.Time
 	key      ed25519.PrivateKey
 	tls      *tls.Config
+	tenant   string
 	maxLog   int
 	handler  http.Handler
 	serveWG  sync.WaitGroup
@@ -115,6 +120,7 @@ func New(opts Options) *Server {
 		now:      opts.Now,
 		key:      opts.SigningKey,
 		tls:      opts.TLS,
+		tenant:   opts.TenantToken,
 		maxLog:   opts.MaxLog,
 		conns:    map[net.Conn]struct{}{},
 		hijacked: map[net.Conn]struct{}{},

@@ -588,3 +588,43 @@ func TestDelayEndsWithTheClientAndLifetimeChanges(t *testing.T) {
 	// with the client's request.
 	require.NoError(t, s.Close())
 }
+
+func TestTenantPreauthorizeDecommission(t *testing.T) {
+	s := start(t, authserver.Options{TenantToken: "tenant-A"})
+	key := edKey()
+	dev, err := s.Preauthorize(`{"serial":"1","mac":"m"}`, pubPEM(t, key))
+	require.NoError(t, err)
+	assert.Equal(t, authserver.StatusAccepted, dev.Status)
+	assert.Equal(t, `{"mac":"m","serial":"1"}`, dev.Identity)
+	_, err = s.Preauthorize(`[1]`, pubPEM(t, key))
+	assert.ErrorContains(t, err, "identity")
+	_, err = s.Preauthorize(`{}`, "junk")
+	assert.ErrorContains(t, err, "public key")
+
+	sign := func(tenant string) (int, string) {
+		body, err := authapi.BuildRequestBody(`{"mac":"m","serial":"1"}`, pubPEM(t, key), tenant, "")
+		require.NoError(t, err)
+		sig, err := authapi.Sign(key, body)
+		require.NoError(t, err)
+		resp, out := s.do(t, http.MethodPost, authserver.PathAuth, "", bytes.NewReader(body), map[string]string{authserver.SignatureHeader: sig})
+		return resp.StatusCode, string(out)
+	}
+	status, _ := sign("")
+	assert.Equal(t, http.StatusUnauthorized, status, "no tenant token")
+	status, _ = sign("tenant-B")
+	assert.Equal(t, http.StatusUnauthorized, status, "another tenant")
+	status, jwt := sign("tenant-A")
+	require.Equal(t, http.StatusOK, status, "preauthorized without AutoAccept")
+	assert.Equal(t, "tenant-A", s.Devices()[0].TenantToken)
+
+	require.NoError(t, s.Decommission(dev.ID))
+	assert.Empty(t, s.Devices())
+	resp, _ := s.do(t, http.MethodGet, authserver.PathDeploymentsNext, jwt, nil, nil)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a decommissioned device's token is dead")
+	status, _ = sign("tenant-A")
+	assert.Equal(t, http.StatusUnauthorized, status, "it comes back as a new pending device")
+	devs := s.Devices()
+	require.Len(t, devs, 1)
+	assert.NotEqual(t, dev.ID, devs[0].ID)
+	assert.Error(t, s.Decommission("nobody"))
+}
