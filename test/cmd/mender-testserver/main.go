@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		autoAccept  = fs.Bool("auto-accept", false, "accept every new device at once")
 		lifetime    = fs.Duration("token-lifetime", authserver.DefaultTokenLifetime, "lifetime of issued tokens")
 		readyFile   = fs.String("ready-file", "", "write the server URL to this file once listening")
+		tenantToken = fs.String("tenant-token", "", "accept only devices sending this tenant token")
 		debug       = fs.Bool("debug", false, "log every request")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -113,6 +114,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		TLS:           tlsConf,
 		AutoAccept:    *autoAccept,
 		TokenLifetime: *lifetime,
+		TenantToken:   *tenantToken,
 		Logger:        log.WithField("component", "testserver"),
 	})
 	if err := srv.Start(*listen); err != nil {
