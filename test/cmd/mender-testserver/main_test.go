@@ -24,7 +24,9 @@ func TestRunServesTLSAndWritesReadyFile(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-tls-dir", dir, "-auto-accept", "-token-lifetime", "2m", "-ready-file", ready}, &stderr) }()
+	go func() {
+		done <- run(ctx, []string{"-tls-dir", dir, "-auto-accept", "-token-lifetime", "2m", "-ready-file", ready}, &stderr)
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 
 	require.Eventually(t, func() bool { _, err := os.Stat(ready); return err == nil }, 30*time.Second, 10*time.Millisecond)
