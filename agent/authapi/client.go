@@ -35,7 +35,6 @@ const (
 	FieldStatus    = "status"
 	FieldRequestID = "request_id"
 	FieldDuration  = "duration"
-	FieldAttempt   = "servers"
 )
 
 // Config is what a Client needs. cmd builds it from the configuration, the
