@@ -2,22 +2,24 @@ module github.com/mender-agent/mender-agent
 
 go 1.26.0
 
-require github.com/stretchr/testify v1.12.1
+require (
+	github.com/godbus/dbus/v5 v5.2.4
+	github.com/google/go-tpm v0.9.8
+	github.com/klauspost/compress v1.20.3
+	github.com/sirupsen/logrus v1.10.2
+	github.com/stretchr/testify v1.12.1
+	github.com/ulikunitz/xz v0.5.17
+	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78
+	golang.org/x/net v0.59.0
+)
 
 require (
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect
-	github.com/godbus/dbus/v5 v5.2.4 // indirect
-	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/go-tpm-tools v0.4.11 // indirect
-	github.com/klauspost/compress v1.20.3 // indirect
-	github.com/sirupsen/logrus v1.10.2 // indirect
-	github.com/ulikunitz/xz v0.5.17 // indirect
-	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
 	golang.org/x/mod v0.41.0 // indirect
-	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
