@@ -18,7 +18,7 @@ datadir     ?= $(prefix)/share
 sysconfdir  ?= /etc
 systemd_unitdir ?= /lib/systemd/system
 
-.PHONY: all build cross run test test-unit test-race test-386 test-tpmsim deps lint bench install clean help
+.PHONY: yocto-mods all build cross run test test-unit test-race test-386 test-tpmsim deps lint bench install clean help
 
 all: build
 
@@ -96,9 +96,13 @@ install: build
 	install -m 0644 dist/mender-authd.service $(DESTDIR)$(systemd_unitdir)/mender-authd.service
 	install -m 0644 dist/io.mender.AuthenticationManager.conf $(DESTDIR)$(datadir)/dbus-1/system.d/io.mender.AuthenticationManager.conf
 	install -m 0644 dist/io.mender.AuthenticationManager.service $(DESTDIR)$(datadir)/dbus-1/system-services/io.mender.AuthenticationManager.service
-	install -m 0644 dbus/io.mender.Authentication1.xml $(DESTDIR)$(datadir)/dbus-1/interfaces/io.mender.Authentication1.xml
+	install -m 0644 dist/io.mender.Authentication1.xml $(DESTDIR)$(datadir)/dbus-1/interfaces/io.mender.Authentication1.xml
 	install -m 0755 identity/mender-device-identity $(DESTDIR)$(datadir)/mender/identity/mender-device-identity
 	install -m 0600 dist/mender.conf.example $(DESTDIR)$(datadir)/doc/mender-agent/examples/mender.conf
+
+# Regenerate the Yocto layer's Go module pins after changing go.mod.
+yocto-mods:
+	$(GO) test ./yocto -run TestGoModsIncMatchesGoSum -update
 
 clean:
 	rm -rf bin build

@@ -470,7 +470,7 @@ func TestIntrospectionOnBus(t *testing.T) {
 
 	var data string
 	require.NoError(t, conn.Object(BusName, ObjectPath).Call(introspectableInterface+".Introspect", 0).Store(&data))
-	golden, err := os.ReadFile("testdata/io.mender.Authentication1.xml")
+	golden, err := os.ReadFile("../dist/io.mender.Authentication1.xml")
 	require.NoError(t, err)
 	assert.Equal(t, parseInterface(t, golden, Interface), parseInterface(t, []byte(data), Interface))
 	var n introspect.Node

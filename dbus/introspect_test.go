@@ -39,7 +39,7 @@ func parseInterface(t *testing.T, data []byte, name string) introspect.Interface
 }
 
 func TestIntrospectionMatchesUpstream(t *testing.T) {
-	golden, err := os.ReadFile("testdata/io.mender.Authentication1.xml")
+	golden, err := os.ReadFile("../dist/io.mender.Authentication1.xml")
 	require.NoError(t, err)
 	want := parseInterface(t, golden, Interface)
 	got := parseInterface(t, []byte(introspectXML), Interface)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -66,7 +65,7 @@ func bootstrapCommand() *command {
 			defer cancel()
 			tok, err := client.Authenticate(actx)
 			if err != nil {
-				if hint := explain(err); hint != "" {
+				if hint := store.Explain(err, ""); hint != "" {
 					return fmt.Errorf("authentication: %w\nhint: %s", err, hint)
 				}
 				return fmt.Errorf("authentication: %w", err)
@@ -104,13 +103,4 @@ func (e *environment) rotateKey(ctx context.Context, pass []byte) error {
 	fp, _ := keystore.Fingerprint(k.Public())
 	e.component("keystore").WithField("fingerprint", fp).Warn("new device key generated; the server will list this device as pending until the new key is accepted")
 	return nil
-}
-
-// explain returns an actionable hint for a server-side failure, or "".
-func explain(err error) string {
-	var h interface{ Hint() string }
-	if errors.As(err, &h) {
-		return h.Hint()
-	}
-	return trustHint(err)
 }

@@ -7,8 +7,6 @@ import (
 	"github.com/mender-agent/mender-agent/trust"
 )
 
-func trustHint(err error) string { return trust.Hint(err) }
-
 func checkCommand() *command {
 	return &command{
 		name:    "check",

@@ -130,14 +130,38 @@ func (e *environment) binding(key *deviceKey) (tokencache.Binding, error) {
 }
 
 // swappableAuth lets SIGHUP replace the server client without touching the
-// agent, which keeps its token.
+// agent, which keeps its token. It also adds the trust store's actionable
+// hint to TLS failures, so the agent's log line says what to fix.
 type swappableAuth struct {
-	cur atomic.Pointer[authapi.Client]
+	cur   atomic.Pointer[authapi.Client]
+	store *trust.Store
+	// servers returns the configured servers (they change on SIGHUP).
+	servers func() []string
 }
 
 func (s *swappableAuth) Authenticate(ctx context.Context) (agent.Token, error) {
-	return s.cur.Load().Authenticate(ctx)
+	for _, srv := range s.servers() {
+		s.store.WarnIfInsecure(srv)
+	}
+	tok, err := s.cur.Load().Authenticate(ctx)
+	if err != nil {
+		if hint := s.store.Explain(err, ""); hint != "" {
+			return tok, &hintError{err: err, hint: hint}
+		}
+	}
+	return tok, err
 }
+
+// hintError carries an operator hint with an error; errors.Is and As see
+// through it.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() + "; hint: " + e.hint }
+func (e *hintError) Unwrap() error { return e.err }
+func (e *hintError) Hint() string  { return e.hint }
 
 func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) error {
 	log := env.component("daemon")
@@ -160,7 +184,7 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 	if err != nil {
 		return err
 	}
-	auth := &swappableAuth{}
+	auth := &swappableAuth{store: store, servers: func() []string { return serverURLs(env.cfg) }}
 	auth.cur.Store(client)
 
 	acfg := env.cfg.Agent
@@ -190,6 +214,9 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 		RenewMargin:         env.cfg.RenewMargin(),
 		BackoffMin:          env.cfg.BackoffMin(),
 		BackoffMax:          env.cfg.BackoffMax(),
+		// Each server may take up to authTimeout; the attempt must outlast
+		// trying all of them.
+		AttemptTimeout: time.Duration(len(serverURLs(env.cfg)))*authTimeout + 10*time.Second,
 	})
 	if err != nil {
 		return err
@@ -204,6 +231,11 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 			Logger:      env.component("forwarder"),
 		})
 		if err != nil {
+			return err
+		}
+		// Bind now so the URL handed to consumers is known and a busy
+		// address fails the start rather than the first consumer.
+		if err := fw.Listen(); err != nil {
 			return err
 		}
 		localURL = fw.LocalURL

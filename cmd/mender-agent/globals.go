@@ -140,16 +140,18 @@ func (g *globals) load(stderr io.Writer) (*environment, error) {
 		env.close()
 		return nil, err
 	}
-	if g.logLevel == "" && cfg.DaemonLogLevel != "" {
-		if lvl, err := logrus.ParseLevel(cfg.DaemonLogLevel); err == nil {
-			log.SetLevel(lvl)
-		}
+	if g.logLevel == "" {
+		log.SetLevel(cfg.LogLevel())
 	}
 	if g.trustedCerts != "" {
 		cfg.ServerCertificate = g.trustedCerts
 	}
 	if g.skipVerify {
 		cfg.SkipVerify = true
+	}
+	if err := cfg.Validate(); err != nil {
+		env.close()
+		return nil, err
 	}
 	env.cfg = cfg
 	return env, nil

@@ -160,7 +160,10 @@ func (e *environment) loadClientKey(path string) (crypto.Signer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("configuration HttpsClient.Key %s: %w", path, err)
 		}
-		return k, nil
+		// The TPM key stays open for the life of the process: the trust
+		// store signs every handshake with it. TLSSigner also allows the
+		// RSA-PSS signatures TLS 1.3 requires.
+		return k.TLSSigner(), nil
 	}
 	k, err := keystore.Load(path, nil)
 	if err != nil {
