@@ -27,30 +27,43 @@ type testKeyPair struct {
 }
 
 var (
-	keyOnce sync.Once
+	ecOnce  sync.Once
+	rsaOnce sync.Once
 	ecKey   testKeyPair
 	ecKey2  testKeyPair
 	rsaKey  testKeyPair
 )
 
+func mkPair(s crypto.Signer) testKeyPair {
+	p, err := NewPublicKey(s.Public())
+	if err != nil {
+		panic(err)
+	}
+	return testKeyPair{s, p}
+}
+
 // goKeys returns fixed-for-the-binary Go-generated keys: two ECDSA P-256,
 // one RSA-2048.
 func goKeys(t testing.TB) (ec, ec2, rsa2048 testKeyPair) {
 	t.Helper()
-	keyOnce.Do(func() {
-		mk := func(s crypto.Signer) testKeyPair {
-			p, err := NewPublicKey(s.Public())
-			if err != nil {
-				panic(err)
-			}
-			return testKeyPair{s, p}
-		}
+	ec, ec2 = ecKeys(t)
+	rsaOnce.Do(func() {
+		r, _ := rsa.GenerateKey(rand.Reader, 2048)
+		rsaKey = mkPair(r)
+	})
+	return ec, ec2, rsaKey
+}
+
+// ecKeys returns only the ECDSA keys: fuzz targets use them, because RSA
+// key generation under fuzzing instrumentation takes minutes.
+func ecKeys(t testing.TB) (ec, ec2 testKeyPair) {
+	t.Helper()
+	ecOnce.Do(func() {
 		e1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		e2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		r, _ := rsa.GenerateKey(rand.Reader, 2048)
-		ecKey, ecKey2, rsaKey = mk(e1), mk(e2), mk(r)
+		ecKey, ecKey2 = mkPair(e1), mkPair(e2)
 	})
-	return ecKey, ecKey2, rsaKey
+	return ecKey, ecKey2
 }
 
 // writePub writes pub as a PEM "PUBLIC KEY" file and returns its path.

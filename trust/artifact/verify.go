@@ -73,15 +73,14 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 	v.in = &input{r: r}
 	v.outer = &counter{r: bufio.NewReaderSize(v.in, 256<<10)}
 	v.tr = tar.NewReader(v.outer)
-	bufs := make([][]byte, pipeChunks)
-	for i := range bufs {
-		bufs[i] = make([]byte, pipeChunkSize)
-	}
-	v.pipe = newPipe(bufs)
-	v.buf = make([]byte, pipeChunkSize)
+	v.buf = make([]byte, 32<<10)
 	v.hash = sha256.New()
 	defer v.dec.close()
-	defer v.pipe.stop()
+	defer func() {
+		if v.pipe != nil {
+			v.pipe.stop()
+		}
+	}()
 	rep, err := v.run()
 	if err != nil {
 		return nil, err
@@ -438,6 +437,14 @@ func (v *verifier) payload(name string, idx int, c compression, p *Payload) erro
 	dr, err := v.dec.open(c, v.tr)
 	if err != nil {
 		return v.fail(name, err)
+	}
+	if v.pipe == nil { // allocated on first use: most rejections come earlier
+		bufs := make([][]byte, pipeChunks)
+		for i := range bufs {
+			bufs[i] = make([]byte, pipeChunkSize)
+		}
+		v.pipe = newPipe(bufs)
+		v.buf = make([]byte, pipeChunkSize)
 	}
 	v.pipe.start(v.ctx, dr)
 	err = v.payloadEntries(name, idx, p)
