@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -75,6 +76,13 @@ func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, 
 	keyType := req.keyType
 	if keyType == "" {
 		keyType = sec.AuthKeyType
+	}
+	if req.create && !static {
+		// The data directory holds the key and the token cache; like the
+		// Mender clients, create it private.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	switch backend {
 	case backendTPM:
