@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -58,6 +59,9 @@ func showKeyCommand() *command {
 				return err
 			}
 			k, err := env.loadKey(ctx, keyRequest{create: false, passphrase: pass})
+			if errors.Is(err, keystore.ErrKeyNotFound) {
+				return fmt.Errorf("%w; 'mender-agent bootstrap' (or the daemon) creates it", err)
+			}
 			if err != nil {
 				return err
 			}
