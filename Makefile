@@ -99,6 +99,7 @@ install: build
 	install -m 0644 dist/io.mender.Authentication1.xml $(DESTDIR)$(datadir)/dbus-1/interfaces/io.mender.Authentication1.xml
 	install -m 0755 identity/mender-device-identity $(DESTDIR)$(datadir)/mender/identity/mender-device-identity
 	install -m 0600 dist/mender.conf.example $(DESTDIR)$(datadir)/doc/mender-agent/examples/mender.conf
+	install -m 0644 dist/mender-authd-tpm.conf $(DESTDIR)$(datadir)/doc/mender-agent/examples/mender-authd-tpm.conf
 
 # Regenerate the Yocto layer's Go module pins after changing go.mod.
 yocto-mods:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"os"
@@ -86,7 +87,10 @@ func (e *environment) newTrust(key *deviceKey) (*trust.Store, error) {
 		Logger:            e.component("trust"),
 	}
 	if c.HTTPSClient.Key != "" {
-		tc.LoadClientKey = e.loadClientKey
+		// The store calls this from handshakes; bind the device now so a
+		// reload of the configuration cannot race with it.
+		dev := c.Security.TPMDevice
+		tc.LoadClientKey = func(path string) (crypto.Signer, error) { return e.loadClientKey(dev, path) }
 	}
 	return trust.New(tc)
 }
@@ -133,17 +137,26 @@ func (e *environment) binding(key *deviceKey) (tokencache.Binding, error) {
 // agent, which keeps its token. It also adds the trust store's actionable
 // hint to TLS failures, so the agent's log line says what to fix.
 type swappableAuth struct {
-	cur   atomic.Pointer[authapi.Client]
+	cur   atomic.Pointer[authState]
 	store *trust.Store
-	// servers returns the configured servers (they change on SIGHUP).
-	servers func() []string
+}
+
+// authState is one configuration's server client; it is replaced whole.
+type authState struct {
+	client  *authapi.Client
+	servers []string
+}
+
+func (s *swappableAuth) set(c *authapi.Client, servers []string) {
+	s.cur.Store(&authState{client: c, servers: servers})
 }
 
 func (s *swappableAuth) Authenticate(ctx context.Context) (agent.Token, error) {
-	for _, srv := range s.servers() {
+	st := s.cur.Load()
+	for _, srv := range st.servers {
 		s.store.WarnIfInsecure(srv)
 	}
-	tok, err := s.cur.Load().Authenticate(ctx)
+	tok, err := st.client.Authenticate(ctx)
 	if err != nil {
 		if hint := s.store.Explain(err, ""); hint != "" {
 			return tok, &hintError{err: err, hint: hint}
@@ -184,8 +197,8 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 	if err != nil {
 		return err
 	}
-	auth := &swappableAuth{store: store, servers: func() []string { return serverURLs(env.cfg) }}
-	auth.cur.Store(client)
+	auth := &swappableAuth{store: store}
+	auth.set(client, serverURLs(env.cfg))
 
 	acfg := env.cfg.Agent
 	var cache agent.TokenStore
@@ -298,9 +311,9 @@ func reloadOnHUP(ctx context.Context, g *globals, env *environment, key *deviceK
 			log.WithError(err).Error("configuration reload refused; keeping the running configuration")
 			continue
 		}
-		auth.cur.Store(client)
+		auth.set(client, serverURLs(env.cfg))
 		if fmt.Sprint(serverURLs(old)) != fmt.Sprint(serverURLs(env.cfg)) || old.TenantToken.Reveal() != env.cfg.TenantToken.Reveal() {
-			log.Info("servers or tenant changed; re-authenticating")
+			log.Info("servers or tenant changed; re-authenticating (the token cache keeps its old binding until the next restart)")
 			ag.RequestRefresh()
 		}
 	}

@@ -154,14 +154,14 @@ func (e *environment) loadFileKey(req keyRequest, path string, static bool, keyT
 
 // loadClientKey loads the mTLS key at path for the trust store: a TSS2 key
 // file is used through the TPM, anything else is read as a PEM file key.
-func (e *environment) loadClientKey(path string) (crypto.Signer, error) {
+func (e *environment) loadClientKey(tpmDevice, path string) (crypto.Signer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("configuration HttpsClient.Key: %w", err)
 	}
 	if tpm.IsTSS2PEM(data) {
 		k, err := tpm.Load(context.Background(), tpm.Options{
-			Device: e.cfg.Security.TPMDevice,
+			Device: tpmDevice,
 			Path:   path,
 			Logger: e.component("tpm"),
 		})

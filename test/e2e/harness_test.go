@@ -34,10 +34,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	agentBin = filepath.Join(dir, "mender-agent")
-	build := exec.Command("go", "build", "-o", agentBin,
-		"-ldflags", "-X main.version=e2e -X main.buildTime=2025-01-01T00:00:00Z",
-		"github.com/mender-agent/mender-agent/cmd/mender-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	args := []string{"build", "-o", agentBin, "-ldflags", "-X main.version=e2e -X main.buildTime=2025-01-01T00:00:00Z"}
+	cgo := "CGO_ENABLED=0"
+	if raceEnabled {
+		args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+	}
+	build := exec.Command("go", append(args, "github.com/mender-agent/mender-agent/cmd/mender-agent")...)
+	build.Env = append(os.Environ(), cgo)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build mender-agent: %v\n%s", err, out)
 		os.Exit(1)
@@ -176,7 +179,10 @@ func (e *env) startDaemon(extra ...string) *daemon {
 	d := &daemon{cmd: cmd, out: out, done: make(chan error, 1)}
 	go func() { d.done <- cmd.Wait() }()
 	e.t.Cleanup(func() {
-		d.stop(e.t)
+		_ = d.stop(e.t)
+		if strings.Contains(out.String(), "WARNING: DATA RACE") {
+			e.t.Errorf("the race detector found a data race in the daemon")
+		}
 		if e.t.Failed() {
 			e.t.Logf("daemon output:\n%s", out.String())
 		}
