@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mender-agent/mender-agent/agent"
@@ -67,35 +69,59 @@ func configFromEnv(tb testing.TB) fleetConfig {
 }
 
 // fleetResult is what one run measured, in real (compressed) time.
+//
+// The recovery window runs from the end of the outage (the server answers
+// again) to the moment the last agent holds a token.
 type fleetResult struct {
-	requestsDuringOutage int
-	// perBucket counts auth requests the server received in each bucket
-	// after recovery, until the last agent authenticated.
-	perBucket []int
-	bucket    time.Duration
-	allAuthed time.Duration // from recovery to the last token
-	// authed holds, in order, the time from recovery to each agent's token.
-	authed     []time.Duration
-	afterTotal int
+	agents int
+	// window is the length of the recovery window.
+	window time.Duration
+	// authed holds, in ascending order, the time from recovery to each
+	// agent's first token.
+	authed []time.Duration
+	// outageRequests counts the auth requests the server received during
+	// the outage.
+	outageRequests int
+	// recoveryRequests holds, for every auth request received inside the
+	// recovery window, its time after recovery.
+	recoveryRequests []time.Duration
+	// lateRequests counts auth requests received after the window (none
+	// is expected: tokens live a day).
+	lateRequests int
 }
 
-// authedBy returns the time by which share (0..1] of the agents held a
-// token.
+// authedBy returns the time after recovery by which share (0..1] of the
+// agents held a token.
 func (r fleetResult) authedBy(share float64) time.Duration {
 	i := int(math.Ceil(share*float64(len(r.authed)))) - 1
-	return r.authed[max(i, 0)]
+	return r.authed[min(max(i, 0), len(r.authed)-1)]
 }
 
-// peakToMean returns the busiest bucket and the mean per bucket over the
-// buckets until the given share of the agents held a token.
-func (r fleetResult) peakToMean(share float64) (peak, mean float64) {
-	n := min(int(r.authedBy(share)/r.bucket)+1, len(r.perBucket))
-	total := 0
-	for _, v := range r.perBucket[:n] {
-		total += v
-		peak = math.Max(peak, float64(v))
+// perBucket counts the requests of the recovery window in consecutive
+// buckets of width w starting at recovery; the last bucket may extend past
+// the window's end.
+func (r fleetResult) perBucket(w time.Duration) []int {
+	n := max(int((r.window+w-1)/w), 1)
+	counts := make([]int, n)
+	for _, d := range r.recoveryRequests {
+		counts[min(int(d/w), n-1)]++
 	}
-	return peak, float64(total) / float64(n)
+	return counts
+}
+
+// rates returns the peak and mean request rates (per second of the run's
+// time) over the recovery window: the peak is the busiest bucket of width
+// w, the mean is every request of the window over its length. A window
+// shorter than one bucket counts as one bucket, so a fleet that came back
+// within one bucket scores 1.
+func (r fleetResult) rates(w time.Duration) (peak, mean float64) {
+	top := 0
+	for _, n := range r.perBucket(w) {
+		top = max(top, n)
+	}
+	peak = float64(top) / w.Seconds()
+	mean = float64(len(r.recoveryRequests)) / max(r.window, w).Seconds()
+	return peak, mean
 }
 
 // network says how agents reach the server.
@@ -117,11 +143,12 @@ func runFleet(tb testing.TB, c fleetConfig, nw network) fleetResult {
 	ca := testpki.NewCA("fleet CA")
 	leaf := ca.Issue(testpki.Options{DNSNames: []string{"fleet.test", "localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	serverTLS := &tls.Config{Certificates: []tls.Certificate{leaf.TLSCertificate()}, MinVersion: tls.VersionTLS12}
+	maxLog := 100 * c.agents
 	srv := authserver.New(authserver.Options{
 		TLS:           serverTLS,
 		AutoAccept:    true,
 		TokenLifetime: 24 * time.Hour,
-		MaxLog:        20 * c.agents,
+		MaxLog:        maxLog,
 	})
 	tr := &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: testpki.Pool(ca), MinVersion: tls.VersionTLS12},
@@ -196,32 +223,34 @@ func runFleet(tb testing.TB, c fleetConfig, nw network) fleetResult {
 
 	limit := time.NewTimer(3*c.scaled(agent.DefaultBackoffMax) + time.Minute)
 	defer limit.Stop()
-	var last time.Time
 	got := make([]time.Duration, 0, c.agents)
 	for i := range c.agents {
 		select {
-		case last = <-authed:
-			got = append(got, max(last.Sub(recovered), 0))
+		case at := <-authed:
+			got = append(got, max(at.Sub(recovered), 0))
 		case <-limit.C:
 			tb.Fatalf("only %d of %d agents authenticated after the outage", i, c.agents)
 		}
 	}
 	cancel()
 
-	res := fleetResult{bucket: c.scaled(bucket), allAuthed: last.Sub(recovered), authed: got}
-	n := int(res.allAuthed/res.bucket) + 1
-	res.perBucket = make([]int, n)
-	for _, r := range srv.RequestLog() {
+	slices.Sort(got)
+	res := fleetResult{agents: c.agents, window: got[len(got)-1], authed: got}
+	reqLog := srv.RequestLog()
+	// The log drops its oldest tenth when full; below this length it never
+	// did, so the counts are complete.
+	require.Less(tb, len(reqLog), maxLog-maxLog/10-1, "the server's request log overflowed; raise MaxLog")
+	for _, r := range reqLog {
 		if r.Path != authserver.PathAuth {
 			continue
 		}
-		if r.Time.Before(recovered) {
-			res.requestsDuringOutage++
-			continue
-		}
-		if i := int(r.Time.Sub(recovered) / res.bucket); i < n {
-			res.perBucket[i]++
-			res.afterTotal++
+		switch d := r.Time.Sub(recovered); {
+		case d < 0:
+			res.outageRequests++
+		case d <= res.window:
+			res.recoveryRequests = append(res.recoveryRequests, d)
+		default:
+			res.lateRequests++
 		}
 	}
 	return res
@@ -291,10 +320,24 @@ func runVirtual(b *testing.B, c fleetConfig) fleetResult {
 }
 
 // BenchmarkFleetRecovery boots a fleet of agents (1000 by default) while
-// the server is down, brings the server back after the outage and reports
-// how the fleet returns: the request rate per bucket after recovery
-// (printed), its peak-to-mean ratio until every agent holds a token and
-// until 90% do, and the times until 90% and all hold one.
+// the server is down, brings the server back after the outage and measures
+// how the fleet returns. It logs the auth request rate per 5 s bucket
+// after recovery and reports, per run (averaged when b.N > 1):
+//
+//   - peak/mean: over the recovery window, which runs from the moment the
+//     server answers again to the moment the last agent holds a token, the
+//     busiest 5 s bucket's request rate over the window's mean rate (all
+//     auth requests received in the window divided by its length; a window
+//     under one bucket counts as one bucket). Issue 4 asks for under 3.
+//   - s-to-50%-authed, s-to-90%-authed, s-to-all-authed: seconds from
+//     recovery until that share of the agents held a token; the last is the
+//     window's length.
+//   - outage-req/agent, recovery-req/agent: auth requests per agent
+//     received during the outage, and from recovery on (1 is the least
+//     possible: the server accepts every device at once).
+//   - peak-req/s, mean-req/s: the two rates behind peak/mean.
+//
+// Times and rates are given at full scale (a 60 s outage).
 //
 //   - virtual: the full-scale 60 s outage and the agent's default backoff
 //     in virtual time (testing/synctest), with TLS and HTTP over in-memory
@@ -303,52 +346,147 @@ func runVirtual(b *testing.B, c fleetConfig) fleetResult {
 //   - loopback: the same over TCP on 127.0.0.1 with real timers. Every
 //     duration (outage, backoff bounds, buckets) is compressed by
 //     MENDER_AGENT_FLEET_OUTAGE/60s (default 6s) and reported at full
-//     scale; set it to 60s for an uncompressed run.
+//     scale; set it to 60s for an uncompressed run. CPU contention between
+//     the agents, the server and the rest of the machine shows up here.
 //
 // MENDER_AGENT_FLEET_AGENTS changes the fleet size. Run it with
-// -benchtime 1x.
+// -benchtime 1x and -count N for a distribution.
 func BenchmarkFleetRecovery(b *testing.B) {
 	c := configFromEnv(b)
 	b.Run("virtual", func(b *testing.B) {
 		vc := fleetConfig{agents: c.agents, outage: fullScaleOutage}
-		var res fleetResult
+		var m metrics
 		for range b.N {
-			res = runVirtual(b, vc)
+			m.add(b, vc, runVirtual(b, vc))
 		}
-		report(b, vc, res)
+		m.report(b)
 	})
 	b.Run("loopback", func(b *testing.B) {
-		var res fleetResult
+		var m metrics
 		for range b.N {
-			res = runFleet(b, c, loopback)
+			m.add(b, c, runFleet(b, c, loopback))
 		}
-		report(b, c, res)
+		m.report(b)
 	})
 }
 
-func report(b *testing.B, c fleetConfig, res fleetResult) {
-	peak, mean := res.peakToMean(1)
-	peak90, mean90 := res.peakToMean(0.9)
+// sparks draws a bucket's share of the busiest bucket, from none to all.
+var sparks = []rune(" ▁▂▃▄▅▆▇█")
+
+// metrics sums the figures of BenchmarkFleetRecovery over runs, at full
+// scale.
+type metrics struct {
+	runs                             int
+	agents                           int
+	peakToMean, peakRate, meanRate   float64
+	to50, to90, toAll                float64
+	outagePerAgent, recoveryPerAgent float64
+}
+
+// add logs one run's request rate over time and summary and adds its
+// figures. The logs stay short (benchmark logs are cut after ten lines)
+// and go through b.Log so that they do not split the benchmark's result
+// line.
+func (m *metrics) add(b *testing.B, c fleetConfig, res fleetResult) {
 	full := func(d time.Duration) float64 { return d.Seconds() / c.scale() }
-	// The rate table goes to stdout: benchmark logs are cut after a few
-	// lines.
-	fmt.Printf("%s: %d agents, %s outage (time scale x%.2f; times at full scale); auth requests per second after recovery, per %s:\n",
-		b.Name(), c.agents, fullScaleOutage, c.scale(), bucket)
-	for i, n := range res.perBucket {
-		rate := float64(n) / full(res.bucket)
-		fmt.Printf("  t+%4.0fs %7.1f req/s %s\n", full(time.Duration(i)*res.bucket), rate, strings.Repeat("#", int(math.Ceil(rate))))
+	w := c.scaled(bucket)
+	peak, mean := res.rates(w)
+	// Rates at full scale: the run's rates times the compression.
+	peak, mean = peak*c.scale(), mean*c.scale()
+	recovery := len(res.recoveryRequests) + res.lateRequests
+
+	counts := res.perBucket(w)
+	rates := make([]string, len(counts))
+	top := slices.Max(counts)
+	shape := make([]rune, len(counts))
+	for i, n := range counts {
+		rates[i] = strconv.FormatFloat(float64(n)/bucket.Seconds(), 'f', 1, 64)
+		shape[i] = sparks[(n*(len(sparks)-1)+top-1)/max(top, 1)]
 	}
-	fmt.Printf("%s: during the outage %d requests (%.1f per agent); after recovery %d (%.2f per agent); peak %.1f req/s, mean %.1f req/s, peak/mean %.2f (%.2f until 90%% held a token); authenticated: 50%% after %.0fs, 90%% after %.0fs, all after %.0fs\n",
-		b.Name(), res.requestsDuringOutage, float64(res.requestsDuringOutage)/float64(c.agents), res.afterTotal, float64(res.afterTotal)/float64(c.agents),
-		peak/full(res.bucket), mean/full(res.bucket), peak/mean, peak90/mean90, full(res.authedBy(0.5)), full(res.authedBy(0.9)), full(res.allAuthed))
-	b.ReportMetric(float64(c.agents), "agents")
-	b.ReportMetric(peak/mean, "peak/mean")
-	b.ReportMetric(peak90/mean90, "peak/mean-90%")
-	b.ReportMetric(full(res.allAuthed), "s-to-all-authed")
-	b.ReportMetric(full(res.authedBy(0.9)), "s-to-90%-authed")
-	b.ReportMetric(peak/full(res.bucket), "peak-req/s")
-	b.ReportMetric(mean/full(res.bucket), "mean-req/s")
-	b.ReportMetric(float64(res.requestsDuringOutage)/float64(c.agents), "outage-req/agent")
+	b.Logf("%d agents, %s outage (time scale x%.2f; figures at full scale)", c.agents, fullScaleOutage, c.scale())
+	b.Logf("auth requests per second after recovery, per %s: %s", bucket, strings.Join(rates, " "))
+	b.Logf("rate over the recovery window: |%s|", string(shape))
+	b.Logf("requests per agent %.2f during the outage, %.2f after; recovery window %.0fs: peak %.1f req/s, mean %.1f req/s, peak/mean %.2f; authenticated: 50%% after %.0fs, 90%% after %.0fs, all after %.0fs",
+		float64(res.outageRequests)/float64(c.agents), float64(recovery)/float64(c.agents), full(res.window),
+		peak, mean, peak/mean, full(res.authedBy(0.5)), full(res.authedBy(0.9)), full(res.window))
+
+	m.runs++
+	m.agents = c.agents
+	m.peakToMean += peak / mean
+	m.peakRate += peak
+	m.meanRate += mean
+	m.to50 += full(res.authedBy(0.5))
+	m.to90 += full(res.authedBy(0.9))
+	m.toAll += full(res.window)
+	m.outagePerAgent += float64(res.outageRequests) / float64(c.agents)
+	m.recoveryPerAgent += float64(recovery) / float64(c.agents)
+}
+
+// report reports the mean of every figure over the runs.
+func (m *metrics) report(b *testing.B) {
+	if m.runs == 0 {
+		return
+	}
+	n := float64(m.runs)
+	b.ReportMetric(0, "ns/op") // a run's wall time says nothing about the policy
+	b.ReportMetric(float64(m.agents), "agents")
+	b.ReportMetric(m.peakToMean/n, "peak/mean")
+	b.ReportMetric(m.to50/n, "s-to-50%-authed")
+	b.ReportMetric(m.to90/n, "s-to-90%-authed")
+	b.ReportMetric(m.toAll/n, "s-to-all-authed")
+	b.ReportMetric(m.outagePerAgent/n, "outage-req/agent")
+	b.ReportMetric(m.recoveryPerAgent/n, "recovery-req/agent")
+	b.ReportMetric(m.peakRate/n, "peak-req/s")
+	b.ReportMetric(m.meanRate/n, "mean-req/s")
+}
+
+// TestRecoveryRates pins the definition of the benchmark's figures on
+// hand-made runs.
+func TestRecoveryRates(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name       string
+		res        fleetResult
+		buckets    []int
+		peak, mean float64
+	}{
+		{
+			name:    "even",
+			res:     fleetResult{window: 20 * s, recoveryRequests: []time.Duration{1 * s, 6 * s, 11 * s, 16 * s}},
+			buckets: []int{1, 1, 1, 1}, peak: 0.2, mean: 0.2,
+		},
+		{
+			name:    "burst then tail",
+			res:     fleetResult{window: 20 * s, recoveryRequests: []time.Duration{0, 1 * s, 2 * s, 3 * s, 4 * s, 6 * s, 20 * s}},
+			buckets: []int{5, 1, 0, 1}, peak: 1, mean: 0.35,
+		},
+		{
+			name:    "last request at the window's end falls in the last bucket",
+			res:     fleetResult{window: 10 * s, recoveryRequests: []time.Duration{2 * s, 10 * s}},
+			buckets: []int{1, 1}, peak: 0.2, mean: 0.2,
+		},
+		{
+			name:    "window shorter than a bucket",
+			res:     fleetResult{window: s, recoveryRequests: []time.Duration{0, s / 2, s}},
+			buckets: []int{3}, peak: 0.6, mean: 0.6,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.buckets, tt.res.perBucket(5*s))
+			peak, mean := tt.res.rates(5 * s)
+			assert.InDelta(t, tt.peak, peak, 1e-9)
+			assert.InDelta(t, tt.mean, mean, 1e-9)
+		})
+	}
+}
+
+func TestAuthedBy(t *testing.T) {
+	res := fleetResult{authed: []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}
+	assert.Equal(t, time.Duration(5), res.authedBy(0.5))
+	assert.Equal(t, time.Duration(9), res.authedBy(0.9))
+	assert.Equal(t, time.Duration(10), res.authedBy(1))
+	assert.Equal(t, time.Duration(1), res.authedBy(0))
 }
 
 // TestFleetSmall runs a small, heavily compressed fleet so that plain `go
@@ -356,9 +494,9 @@ func report(b *testing.B, c fleetConfig, res fleetResult) {
 // timings.
 func TestFleetSmall(t *testing.T) {
 	res := runFleet(t, fleetConfig{agents: 20, outage: 600 * time.Millisecond}, loopback)
-	require.NotEmpty(t, res.perBucket)
-	require.Positive(t, res.requestsDuringOutage, "the fleet tried during the outage")
-	require.GreaterOrEqual(t, res.afterTotal, 20, "every agent authenticated after recovery")
+	require.Len(t, res.authed, 20)
+	require.Positive(t, res.outageRequests, "the fleet tried during the outage")
+	require.GreaterOrEqual(t, len(res.recoveryRequests), 20, "every agent authenticated after recovery")
 }
 
 // TestFleetVirtual runs a small fleet through a full-scale outage in
@@ -367,8 +505,9 @@ func TestFleetVirtual(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		res := runFleet(t, fleetConfig{agents: 50, outage: fullScaleOutage}, pipes)
 		require.Len(t, res.authed, 50)
-		require.GreaterOrEqual(t, res.requestsDuringOutage, 50*3, "every agent retried during the minute-long outage")
-		require.Equal(t, 50, res.afterTotal, "one request per agent after recovery: the server answers at once")
-		require.LessOrEqual(t, res.allAuthed, agent.DefaultBackoffMax, "nobody waits longer than the backoff ceiling")
+		require.GreaterOrEqual(t, res.outageRequests, 50*3, "every agent retried during the minute-long outage")
+		require.Len(t, res.recoveryRequests, 50, "one request per agent after recovery: the server answers at once")
+		require.Zero(t, res.lateRequests)
+		require.LessOrEqual(t, res.window, agent.DefaultBackoffMax, "nobody waits longer than the backoff ceiling")
 	})
 }
