@@ -79,9 +79,15 @@ type Config struct {
 	// RenewMargin is the least time left on a token when it is renewed. A
 	// token living less than twice the margin is renewed at half-life.
 	RenewMargin time.Duration
-	// BackoffMin and BackoffMax bound the wait after failed attempts.
-	// BackoffMax is also the wait after the server refuses a request as
-	// malformed. cmd sets BackoffMax from RetryPollIntervalSeconds.
+	// BackoffMin and BackoffMax bound the wait after failed attempts. The
+	// wait is drawn uniformly (full jitter) from a window that starts at
+	// [BackoffMin, 2·BackoffMin] and doubles with each consecutive failure,
+	// but never grows wider than the time spent failing so far nor past
+	// BackoffMax: after an outage of length D, a device retries within
+	// max(D, BackoffMin) + BackoffMin of the server's return (at most
+	// BackoffMax). BackoffMax is also the wait after the server refuses a
+	// request as malformed. cmd sets BackoffMax from
+	// RetryPollIntervalSeconds.
 	BackoffMin, BackoffMax time.Duration
 	// ClockRetryInterval is the wait between attempts while the system
 	// clock is not set (instead of the backoff).
@@ -323,6 +329,9 @@ type runState struct {
 	renewNotBefore time.Time
 	// failures counts consecutive failed attempts for the backoff.
 	failures int
+	// failingSince (monotonic) is when the first of those failures ended;
+	// the backoff window never grows wider than the time since.
+	failingSince time.Time
 	// retryAt (monotonic) is when the retry after a failed attempt is due;
 	// zero when the last attempt succeeded.
 	retryAt time.Time
@@ -532,6 +541,7 @@ func (a *Agent) attempt(ctx context.Context, s *runState) {
 	s.renewAt = a.renew.renewDeadline(tok.IssuedAt, tok.Expires, a.rand())
 	s.renewNotBefore = end.Add(a.backoff.min)
 	s.failures = 0
+	s.failingSince = time.Time{}
 	s.retryAt = time.Time{}
 	s.demandAt = time.Time{}
 	s.lastGood = now
@@ -561,8 +571,7 @@ func (a *Agent) fail(s *runState, err error, now, end time.Time) {
 	clockTrouble := false
 	switch {
 	case errors.Is(err, ErrUnauthorized):
-		s.failures++
-		delay = a.backoff.delay(s.failures, a.rand())
+		delay = a.backoffAfter(s, end)
 		dropped := s.cur != nil
 		if dropped {
 			a.drop(s)
@@ -571,14 +580,13 @@ func (a *Agent) fail(s *runState, err error, now, end time.Time) {
 		log.WithFields(logrus.Fields{logRetryIn: delay, logFailures: s.failures}).
 			Warn("device not authorized by the server (pending acceptance, rejected or unknown); retrying")
 	case errors.Is(err, ErrBadRequest):
-		s.failures++
+		a.backoffAfter(s, end)
 		delay = a.backoff.max
 		log.WithField(logRetryIn, delay).
 			Error("server refused the auth request as malformed; check the identity script output and the configuration")
 	case errors.As(err, &ra):
-		s.failures++
 		after := min(ra.After, max(maxRetryAfter, a.backoff.max))
-		delay = max(after, a.backoff.delay(s.failures, a.rand()))
+		delay = max(after, a.backoffAfter(s, end))
 		spacing = max(spacing, after)
 		log.WithFields(logrus.Fields{logRetryIn: delay, logFailures: s.failures}).
 			Warn("server is busy and asked to retry later; keeping the current token until it expires")
@@ -594,8 +602,7 @@ func (a *Agent) fail(s *runState, err error, now, end time.Time) {
 			log.WithField(logRetryIn, delay).Debug("still waiting for a valid system time")
 		}
 	default:
-		s.failures++
-		delay = a.backoff.delay(s.failures, a.rand())
+		delay = a.backoffAfter(s, end)
 		log.WithFields(logrus.Fields{logRetryIn: delay, logFailures: s.failures}).
 			Warn("authentication failed; keeping the current token until it expires")
 	}
@@ -604,4 +611,14 @@ func (a *Agent) fail(s *runState, err error, now, end time.Time) {
 	}
 	s.retryAt = end.Add(delay)
 	s.demandAt = end.Add(min(spacing, delay))
+}
+
+// backoffAfter counts a failed attempt that ended at end (monotonic) and
+// returns the backoff wait after it.
+func (a *Agent) backoffAfter(s *runState, end time.Time) time.Duration {
+	s.failures++
+	if s.failures == 1 {
+		s.failingSince = end
+	}
+	return a.backoff.delay(s.failures, end.Sub(s.failingSince), a.rand())
 }

@@ -394,15 +394,17 @@ func TestBackoffGrowthCapAndReset(t *testing.T) {
 			return e.fresh(time.Hour), nil
 		}
 		e.start()
-		// Full jitter at its top: 20s, 40s, 80s, 160s, then capped at 300s.
-		advance(20*time.Second + 40*time.Second + 80*time.Second + 160*time.Second + 300*time.Second + 300*time.Second)
+		// Full jitter at its top: 20s, then each wait as long as the
+		// failing before it plus BackoffMin (30s, 60s, 120s, 240s), then
+		// capped at 300s.
+		advance(20*time.Second + 30*time.Second + 60*time.Second + 120*time.Second + 240*time.Second + 300*time.Second)
 		mu.Lock()
 		require.Len(t, times, 7)
 		var gaps []time.Duration
 		for i := 1; i < len(times); i++ {
 			gaps = append(gaps, times[i].Sub(times[i-1]).Round(time.Second))
 		}
-		assert.Equal(t, []time.Duration{20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second}, gaps)
+		assert.Equal(t, []time.Duration{20 * time.Second, 30 * time.Second, 60 * time.Second, 120 * time.Second, 240 * time.Second, 300 * time.Second}, gaps)
 		fail = false
 		mu.Unlock()
 
@@ -419,10 +421,11 @@ func TestBackoffGrowthCapAndReset(t *testing.T) {
 		advance(time.Hour)
 		mu.Lock()
 		defer mu.Unlock()
-		require.GreaterOrEqual(t, len(times), 10)
+		require.GreaterOrEqual(t, len(times), 11)
 		// The token's iat is in whole seconds, so allow one second.
 		assert.InDelta(t, float64(39*time.Minute), float64(times[8].Sub(times[7])), float64(time.Second), "renewal at 45 minutes less the full jitter window")
 		assert.Equal(t, 20*time.Second, times[9].Sub(times[8]).Round(time.Second), "backoff reset after success")
+		assert.Equal(t, 30*time.Second, times[10].Sub(times[9]).Round(time.Second), "failing time counted from the first failure after the success")
 	})
 }
 

@@ -55,17 +55,34 @@ func (p renewPolicy) renewDeadline(iat, exp time.Time, u float64) time.Time {
 }
 
 // backoffPolicy spaces retries after failed attempts: exponential with full
-// jitter between a floor and a ceiling.
+// jitter between a floor and a ceiling, and never a wait much longer than
+// the time already spent failing.
 type backoffPolicy struct {
 	min, max time.Duration
 }
 
 // delay reports how long to wait after the failures-th consecutive failure
-// (1 for the first), given u uniformly drawn from [0, 1). The wait is drawn
-// uniformly from [min, min(max, min·2^failures)], so the first retry waits
-// between min and 2·min and the window doubles until it reaches max. Full
-// jitter keeps a fleet that failed together from retrying together.
-func (b backoffPolicy) delay(failures int, u float64) time.Duration {
+// (1 for the first), failing after the first failure of the streak, given u
+// uniformly drawn from [0, 1). The wait is drawn uniformly from
+// [min, ceil], where ceil is the smallest of
+//
+//   - min·2^failures: the window doubles with every failure, so the first
+//     retry waits between min and 2·min;
+//   - min + max(min, failing): the jitter window is never wider than the
+//     time already spent failing;
+//   - max, the ceiling.
+//
+// Full jitter keeps a fleet that failed together from retrying together.
+// The second bound keeps the waits proportional to an outage: a device that
+// had been failing for D when the server came back retries within
+// max(D, min) + min of its return (or max, if smaller), where the
+// exponential alone lets a few unlucky devices draw ceiling-long waits
+// after a one-minute outage. A fleet then returns over a window
+// proportional to the outage, at a rate that falls off evenly instead of a
+// burst followed by a long, thin tail. With u near 1 the waits are 2·min,
+// then each about as long as all the failing before it, until they reach
+// max.
+func (b backoffPolicy) delay(failures int, failing time.Duration, u float64) time.Duration {
 	if failures < 1 {
 		failures = 1
 	}
@@ -75,10 +92,10 @@ func (b backoffPolicy) delay(failures int, u float64) time.Duration {
 		for i := 0; i < failures && window < b.max; i++ {
 			window *= 2
 		}
-		if window < ceil {
-			ceil = window
-		}
+		ceil = min(ceil, window)
 	}
+	// failing is clamped to max so that the sum cannot overflow.
+	ceil = min(ceil, b.min+max(b.min, min(failing, b.max)))
 	if ceil <= b.min {
 		return b.min
 	}

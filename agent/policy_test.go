@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -82,6 +83,7 @@ func TestBackoffDelay(t *testing.T) {
 	tests := []struct {
 		name     string
 		failures int
+		failing  time.Duration
 		u        float64
 		want     time.Duration
 	}{
@@ -89,29 +91,82 @@ func TestBackoffDelay(t *testing.T) {
 		{name: "first failure high", failures: 1, u: 0.999999, want: 20 * time.Second},
 		{name: "first failure middle", failures: 1, u: 0.5, want: 15 * time.Second},
 		{name: "zero failures treated as first", failures: 0, u: 0.5, want: 15 * time.Second},
-		{name: "second failure high", failures: 2, u: 1, want: 40 * time.Second},
-		{name: "third failure high", failures: 3, u: 1, want: 80 * time.Second},
-		{name: "fifth failure capped", failures: 5, u: 1, want: 5 * time.Minute},
-		{name: "many failures capped", failures: 1000, u: 1, want: 5 * time.Minute},
-		{name: "many failures keep the floor", failures: 1000, u: 0, want: 10 * time.Second},
+		{name: "second failure soon after the first", failures: 2, failing: 10 * time.Second, u: 1, want: 20 * time.Second},
+		{name: "second failure, window as wide as the failing time", failures: 2, failing: 20 * time.Second, u: 1, want: 30 * time.Second},
+		{name: "second failure long after the first: doubling binds", failures: 2, failing: 2 * time.Minute, u: 1, want: 40 * time.Second},
+		{name: "third failure, failing time binds", failures: 3, failing: 50 * time.Second, u: 1, want: time.Minute},
+		{name: "third failure, failing time binds, middle", failures: 3, failing: 50 * time.Second, u: 0.5, want: 35 * time.Second},
+		{name: "third failure long after the first: doubling binds", failures: 3, failing: time.Hour, u: 1, want: 80 * time.Second},
+		{name: "fifth failure after an hour capped", failures: 5, failing: time.Hour, u: 1, want: 5 * time.Minute},
+		{name: "failing time below the cap", failures: 5, failing: 230 * time.Second, u: 1, want: 240 * time.Second},
+		{name: "many failures capped", failures: 1000, failing: 1000 * time.Hour, u: 1, want: 5 * time.Minute},
+		{name: "many failures keep the floor", failures: 1000, failing: time.Hour, u: 0, want: 10 * time.Second},
+		{name: "many failures in no time stay narrow", failures: 1000, failing: 0, u: 1, want: 20 * time.Second},
+		{name: "negative failing time counts as none", failures: 3, failing: -time.Hour, u: 1, want: 20 * time.Second},
+		{name: "huge failing time does not overflow", failures: 10, failing: 1<<63 - 1, u: 1, want: 5 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := b.delay(tt.failures, tt.u)
+			got := b.delay(tt.failures, tt.failing, tt.u)
 			assert.InDelta(t, float64(tt.want), float64(got), float64(time.Millisecond))
 		})
 	}
-	t.Run("growth", func(t *testing.T) {
-		prev := time.Duration(0)
-		for n := 1; n <= 10; n++ {
-			d := b.delay(n, 0.999)
-			assert.GreaterOrEqual(t, d, prev, "failure %d", n)
-			assert.LessOrEqual(t, d, b.max, "failure %d", n)
-			prev = d
+	t.Run("growth at the top of the window", func(t *testing.T) {
+		// u near 1: 20s, 30s, 60s, 120s, 240s, then capped at 300s.
+		var (
+			failing time.Duration
+			got     []time.Duration
+		)
+		for n := 1; n <= 8; n++ {
+			d := b.delay(n, failing, 1).Round(time.Second)
+			got = append(got, d)
+			failing += d
 		}
+		want := []time.Duration{20, 30, 60, 120, 240, 300, 300, 300}
+		for i := range want {
+			want[i] *= time.Second
+		}
+		assert.Equal(t, want, got)
 	})
 	t.Run("floor equals ceiling", func(t *testing.T) {
 		fixed := backoffPolicy{min: time.Minute, max: time.Minute}
-		assert.Equal(t, time.Minute, fixed.delay(3, 0.7))
+		assert.Equal(t, time.Minute, fixed.delay(3, time.Hour, 0.7))
 	})
+}
+
+// TestBackoffRetryAfterOutage checks the promise of the failing-time bound:
+// a device that fails from the start of an outage of any length retries
+// within max(outage, min) + min of the server's return, and never later
+// than max, whatever the jitter draws.
+func TestBackoffRetryAfterOutage(t *testing.T) {
+	b := backoffPolicy{min: 10 * time.Second, max: 5 * time.Minute}
+	rng := rand.New(rand.NewPCG(4, 4))
+	tests := []struct {
+		name   string
+		outage time.Duration
+	}{
+		{name: "shorter than the floor", outage: 5 * time.Second},
+		{name: "half a minute", outage: 30 * time.Second},
+		{name: "a minute", outage: time.Minute},
+		{name: "two minutes", outage: 2 * time.Minute},
+		{name: "five minutes", outage: 5 * time.Minute},
+		{name: "an hour", outage: time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bound := min(max(tt.outage, b.min)+b.min, b.max)
+			worst := time.Duration(0)
+			for range 2000 {
+				var at time.Duration // time of the latest failed attempt
+				n := 0
+				for at < tt.outage {
+					n++
+					at += b.delay(n, at, rng.Float64())
+				}
+				worst = max(worst, at-tt.outage)
+			}
+			assert.LessOrEqual(t, worst, bound)
+			assert.Greater(t, worst, bound/2, "the jitter uses the window")
+		})
+	}
 }

@@ -97,30 +97,35 @@ func (r fleetResult) authedBy(share float64) time.Duration {
 	return r.authed[min(max(i, 0), len(r.authed)-1)]
 }
 
-// perBucket counts the requests of the recovery window in consecutive
-// buckets of width w starting at recovery; the last bucket may extend past
-// the window's end.
-func (r fleetResult) perBucket(w time.Duration) []int {
-	n := max(int((r.window+w-1)/w), 1)
+// perBucket counts the requests received from recovery to until (at most
+// the recovery window) in consecutive buckets of width w starting at
+// recovery; the last bucket may extend past until and also takes a
+// request received at until.
+func (r fleetResult) perBucket(w, until time.Duration) []int {
+	until = min(until, r.window)
+	n := max(int((until+w-1)/w), 1)
 	counts := make([]int, n)
 	for _, d := range r.recoveryRequests {
-		counts[min(int(d/w), n-1)]++
+		if d <= until {
+			counts[min(int(d/w), n-1)]++
+		}
 	}
 	return counts
 }
 
 // rates returns the peak and mean request rates (per second of the run's
-// time) over the recovery window: the peak is the busiest bucket of width
-// w, the mean is every request of the window over its length. A window
-// shorter than one bucket counts as one bucket, so a fleet that came back
-// within one bucket scores 1.
-func (r fleetResult) rates(w time.Duration) (peak, mean float64) {
-	top := 0
-	for _, n := range r.perBucket(w) {
-		top = max(top, n)
+// time) from recovery to until (at most the recovery window): the peak is
+// the busiest bucket of width w, the mean is every request received until
+// then over that time. A span shorter than one bucket counts as one bucket,
+// so a fleet that came back within one bucket scores 1.
+func (r fleetResult) rates(w, until time.Duration) (peak, mean float64) {
+	counts := r.perBucket(w, until)
+	total := 0
+	for _, n := range counts {
+		total += n
 	}
-	peak = float64(top) / w.Seconds()
-	mean = float64(len(r.recoveryRequests)) / max(r.window, w).Seconds()
+	peak = float64(slices.Max(counts)) / w.Seconds()
+	mean = float64(total) / max(min(until, r.window), w).Seconds()
 	return peak, mean
 }
 
@@ -329,6 +334,8 @@ func runVirtual(b *testing.B, c fleetConfig) fleetResult {
 //     busiest 5 s bucket's request rate over the window's mean rate (all
 //     auth requests received in the window divided by its length; a window
 //     under one bucket counts as one bucket). Issue 4 asks for under 3.
+//   - peak/mean-90%: the same from recovery until 90% of the agents held a
+//     token, which leaves out the thin tail of the last agents.
 //   - s-to-50%-authed, s-to-90%-authed, s-to-all-authed: seconds from
 //     recovery until that share of the agents held a token; the last is the
 //     window's length.
@@ -376,11 +383,11 @@ var sparks = []rune(" ▁▂▃▄▅▆▇█")
 // metrics sums the figures of BenchmarkFleetRecovery over runs, at full
 // scale.
 type metrics struct {
-	runs                             int
-	agents                           int
-	peakToMean, peakRate, meanRate   float64
-	to50, to90, toAll                float64
-	outagePerAgent, recoveryPerAgent float64
+	runs                                         int
+	agents                                       int
+	peakToMean, peakToMean90, peakRate, meanRate float64
+	to50, to90, toAll                            float64
+	outagePerAgent, recoveryPerAgent             float64
 }
 
 // add logs one run's request rate over time and summary and adds its
@@ -390,12 +397,13 @@ type metrics struct {
 func (m *metrics) add(b *testing.B, c fleetConfig, res fleetResult) {
 	full := func(d time.Duration) float64 { return d.Seconds() / c.scale() }
 	w := c.scaled(bucket)
-	peak, mean := res.rates(w)
+	peak, mean := res.rates(w, res.window)
 	// Rates at full scale: the run's rates times the compression.
 	peak, mean = peak*c.scale(), mean*c.scale()
+	peak90, mean90 := res.rates(w, res.authedBy(0.9))
 	recovery := len(res.recoveryRequests) + res.lateRequests
 
-	counts := res.perBucket(w)
+	counts := res.perBucket(w, res.window)
 	rates := make([]string, len(counts))
 	top := slices.Max(counts)
 	shape := make([]rune, len(counts))
@@ -406,13 +414,14 @@ func (m *metrics) add(b *testing.B, c fleetConfig, res fleetResult) {
 	b.Logf("%d agents, %s outage (time scale x%.2f; figures at full scale)", c.agents, fullScaleOutage, c.scale())
 	b.Logf("auth requests per second after recovery, per %s: %s", bucket, strings.Join(rates, " "))
 	b.Logf("rate over the recovery window: |%s|", string(shape))
-	b.Logf("requests per agent %.2f during the outage, %.2f after; recovery window %.0fs: peak %.1f req/s, mean %.1f req/s, peak/mean %.2f; authenticated: 50%% after %.0fs, 90%% after %.0fs, all after %.0fs",
+	b.Logf("requests per agent %.2f during the outage, %.2f after; recovery window %.0fs: peak %.1f req/s, mean %.1f req/s, peak/mean %.2f (%.2f until 90%% held a token); authenticated: 50%% after %.0fs, 90%% after %.0fs, all after %.0fs",
 		float64(res.outageRequests)/float64(c.agents), float64(recovery)/float64(c.agents), full(res.window),
-		peak, mean, peak/mean, full(res.authedBy(0.5)), full(res.authedBy(0.9)), full(res.window))
+		peak, mean, peak/mean, peak90/mean90, full(res.authedBy(0.5)), full(res.authedBy(0.9)), full(res.window))
 
 	m.runs++
 	m.agents = c.agents
 	m.peakToMean += peak / mean
+	m.peakToMean90 += peak90 / mean90
 	m.peakRate += peak
 	m.meanRate += mean
 	m.to50 += full(res.authedBy(0.5))
@@ -431,6 +440,7 @@ func (m *metrics) report(b *testing.B) {
 	b.ReportMetric(0, "ns/op") // a run's wall time says nothing about the policy
 	b.ReportMetric(float64(m.agents), "agents")
 	b.ReportMetric(m.peakToMean/n, "peak/mean")
+	b.ReportMetric(m.peakToMean90/n, "peak/mean-90%")
 	b.ReportMetric(m.to50/n, "s-to-50%-authed")
 	b.ReportMetric(m.to90/n, "s-to-90%-authed")
 	b.ReportMetric(m.toAll/n, "s-to-all-authed")
@@ -447,6 +457,7 @@ func TestRecoveryRates(t *testing.T) {
 	tests := []struct {
 		name       string
 		res        fleetResult
+		until      time.Duration // 0: the whole window
 		buckets    []int
 		peak, mean float64
 	}{
@@ -466,6 +477,18 @@ func TestRecoveryRates(t *testing.T) {
 			buckets: []int{1, 1}, peak: 0.2, mean: 0.2,
 		},
 		{
+			name:    "until 90% leaves out the tail",
+			res:     fleetResult{window: 20 * s, recoveryRequests: []time.Duration{0, 1 * s, 2 * s, 3 * s, 4 * s, 6 * s, 20 * s}},
+			until:   7 * s,
+			buckets: []int{5, 1}, peak: 1, mean: 6.0 / 7,
+		},
+		{
+			name:    "until past the window is the window",
+			res:     fleetResult{window: 10 * s, recoveryRequests: []time.Duration{2 * s, 10 * s}},
+			until:   time.Minute,
+			buckets: []int{1, 1}, peak: 0.2, mean: 0.2,
+		},
+		{
 			name:    "window shorter than a bucket",
 			res:     fleetResult{window: s, recoveryRequests: []time.Duration{0, s / 2, s}},
 			buckets: []int{3}, peak: 0.6, mean: 0.6,
@@ -473,8 +496,12 @@ func TestRecoveryRates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.buckets, tt.res.perBucket(5*s))
-			peak, mean := tt.res.rates(5 * s)
+			until := tt.until
+			if until == 0 {
+				until = tt.res.window
+			}
+			assert.Equal(t, tt.buckets, tt.res.perBucket(5*s, until))
+			peak, mean := tt.res.rates(5*s, until)
 			assert.InDelta(t, tt.peak, peak, 1e-9)
 			assert.InDelta(t, tt.mean, mean, 1e-9)
 		})
@@ -508,6 +535,9 @@ func TestFleetVirtual(t *testing.T) {
 		require.GreaterOrEqual(t, res.outageRequests, 50*3, "every agent retried during the minute-long outage")
 		require.Len(t, res.recoveryRequests, 50, "one request per agent after recovery: the server answers at once")
 		require.Zero(t, res.lateRequests)
-		require.LessOrEqual(t, res.window, agent.DefaultBackoffMax, "nobody waits longer than the backoff ceiling")
+		// The backoff window never grows wider than the time spent
+		// failing, so every agent retries within the outage's length
+		// plus BackoffMin of the server's return.
+		require.LessOrEqual(t, res.window, fullScaleOutage+agent.DefaultBackoffMin, "the last agent came back later than the outage plus BackoffMin")
 	})
 }
