@@ -111,7 +111,7 @@ ma daemon >"$tmp/agent.log" 2>&1 &
 pids="$pids $!"
 
 # 4. A consumer asks for the token over D-Bus, as mender-update would.
-if ! out=$(ma token --fetch --wait 20s 2>&1); then
+if ! out=$(ma token --wait 20s 2>&1); then
 	echo "demo: no token; agent log:" >&2
 	cat "$tmp/agent.log" >&2
 	echo "$out" >&2
@@ -131,4 +131,5 @@ echo "from daemon start to token at the consumer: ${took} ms (key generation inc
 
 echo
 echo "Watching the agent renew its token before expiry (lifetime ${TOKEN_LIFETIME:-60s}); Ctrl-C stops everything."
-tail -n +1 -f "$tmp/agent.log" | grep --line-buffered -i -e authenticated -e renew -e error -e warn
+tail -n +1 -f "$tmp/agent.log" | grep --line-buffered -i -e authenticated -e error -e warn |
+	sed -u -n 's/^time="\([^"]*\)" level=\([a-z]*\) msg="\([^"]*\)".*/   \1  \2  \3/p'

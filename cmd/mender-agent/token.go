@@ -22,7 +22,7 @@ func tokenCommand() *command {
 		summary: "get the device token from the running agent over D-Bus and print its claims",
 		flags: func(o *options) {
 			o.Bool(&fetch, "", "fetch", "ask the agent to authenticate now and wait for the result")
-			o.Func("", "wait", "DURATION", "how long to wait for the agent to appear on the bus and, with --fetch, for the result (default 30s with --fetch)", func(s string) error {
+			o.Func("", "wait", "DURATION", "wait up to DURATION for the agent to appear and hold a token (with --fetch: for the attempt's result; default 30s)", func(s string) error {
 				d, err := time.ParseDuration(s)
 				if err != nil || d <= 0 {
 					return fmt.Errorf("want a positive duration such as 10s, got %q", s)
@@ -53,8 +53,11 @@ func tokenCommand() *command {
 					jwt, url, err = dbus.GetToken(ctx, conn)
 				}
 				// A consumer started with the agent waits for it to own
-				// its name, as a D-Bus activated consumer would.
-				if errors.Is(err, dbus.ErrNoAgent) && (fetch || waitSet) && time.Now().Before(deadline) {
+				// its name, as a D-Bus activated consumer would; with
+				// --wait it also waits for the agent to hold a token.
+				retry := errors.Is(err, dbus.ErrNoAgent) && (fetch || waitSet)
+				retry = retry || (err == nil && jwt == "" && !fetch && waitSet)
+				if retry && time.Now().Before(deadline) {
 					select {
 					case <-ctx.Done():
 						return ctx.Err()
