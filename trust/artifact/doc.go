@@ -21,6 +21,25 @@
 //   - A type-info `"type":""` is accepted only for a rootfs-image payload:
 //     mender-artifact up to 4.3 writes it for every rootfs-image. Any other
 //     mismatch between header-info and type-info rejects the Artifact.
+//   - The manifest is parsed exactly: 64 lowercase hex digits, two spaces,
+//     a path, "\n" on every line including the last; no duplicates; paths
+//     are version, header.tar[.gz|.xz|.zst] or data/NNNN/<name> with <name>
+//     in [A-Za-z0-9_.,-]. JSON documents are decoded strictly: unknown
+//     fields, duplicate keys and trailing data are refused.
+//   - Data members must be data/0000.tar<sfx>, data/0001..., in order, one
+//     per header-info payload; a trailing payload without files may omit
+//     its member (bootstrap Artifacts). Each inner entry is a regular file
+//     with a bare name listed in the manifest, seen once; every manifest
+//     line must be used exactly once.
+//   - manifest.sig is standard base64 (line breaks are ignored, as the
+//     standard library does). ECDSA signatures are accepted as 64-byte
+//     big-endian r||s (what mender-artifact writes) or ASN.1 DER of any
+//     length; high-S values are accepted like every Mender verifier does;
+//     little-endian r||s is not.
+//   - Bounds: version 4 KiB, manifest 1 MiB, manifest.sig 4 KiB, header
+//     4 MiB compressed and 16 MiB decompressed, each header JSON 1 MiB, xz
+//     dictionary and zstd window 64 MiB. Payload files are bounded by their
+//     signed sizes and optionally by Options.MaxPayloadSize.
 //
 // Verification never trusts an unsigned byte: the manifest is parsed only
 // after its signature verified, and the header is decompressed only after
