@@ -4,7 +4,8 @@
 # apt-get runs (after one `apt-get update`) only when something is missing.
 #
 # Usage: scripts/install-deps.sh [TIER...]
-#   Tiers: base (default), tpm, artifact, qemu, all.
+#   Tiers: base (default), tpm, artifact, qemu, bench (what `make bench`
+#   measures against: base, tpm and artifact), all.
 set -eu
 
 base="file dbus openssl ca-certificates util-linux systemd xz-utils zstd"
@@ -20,8 +21,9 @@ for tier in "$@"; do
 	tpm) want="$want $tpm" ;;
 	artifact) want="$want $artifact" ;;
 	qemu) want="$want $qemu" ;;
+	bench) want="$want $base $tpm $artifact" ;;
 	all) want="$want $base $tpm $artifact" ;;
-	*) echo "install-deps.sh: unknown tier \"$tier\" (want base, tpm, artifact, qemu or all)" >&2; exit 2 ;;
+	*) echo "install-deps.sh: unknown tier \"$tier\" (want base, tpm, artifact, qemu, bench or all)" >&2; exit 2 ;;
 	esac
 done
 
