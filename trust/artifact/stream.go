@@ -96,12 +96,20 @@ func (c *counter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// countingReader is a reader that knows how many bytes it has delivered.
+type countingReader interface {
+	io.Reader
+	count() int64
+}
+
+func (c *counter) count() int64 { return c.n }
+
 // tarEnd checks, after tr.Next returned io.EOF, that the archive ended with
 // its two-block end marker and that at most MaxTrailingZeros zero bytes
 // follow it. contentEnd is the count after the last entry's content.
-func tarEnd(c *counter, contentEnd int64, lastSize int64, buf []byte) error {
+func tarEnd(c countingReader, contentEnd int64, lastSize int64, buf []byte) error {
 	pad := (512 - lastSize%512) % 512
-	if c.n-(contentEnd+pad) < 1024 {
+	if c.count()-(contentEnd+pad) < 1024 {
 		return errors.New("missing tar end-of-archive marker")
 	}
 	var zeros int64
@@ -109,7 +117,7 @@ func tarEnd(c *counter, contentEnd int64, lastSize int64, buf []byte) error {
 		n, err := c.Read(buf)
 		for i, b := range buf[:n] {
 			if b != 0 {
-				return fmt.Errorf("non-zero data after the tar end-of-archive marker (byte %d)", c.n-int64(n)+int64(i))
+				return fmt.Errorf("non-zero data after the tar end-of-archive marker (byte %d)", c.count()-int64(n)+int64(i))
 			}
 		}
 		zeros += int64(n)
@@ -358,6 +366,13 @@ func fill(src io.Reader, buf []byte) (int, error) {
 // Read returns decompressed bytes; at the end of the stream it returns the
 // producer's final error (io.EOF on success).
 func (p *pipe) Read(b []byte) (int, error) {
+	c, err := p.next(len(b))
+	return copy(b, c), err
+}
+
+// next returns up to max decompressed bytes without copying them. The
+// slice is valid until the following call of next, Read or stop.
+func (p *pipe) next(max int) ([]byte, error) {
 	for p.off == len(p.cur) {
 		if p.cur != nil {
 			p.free <- p.cur
@@ -365,14 +380,40 @@ func (p *pipe) Read(b []byte) (int, error) {
 		}
 		buf, ok := <-p.full
 		if !ok {
-			return 0, p.err
+			return nil, p.err
 		}
 		p.cur, p.off = buf, 0
 	}
-	n := copy(b, p.cur[p.off:])
+	n := min(max, len(p.cur)-p.off)
+	c := p.cur[p.off : p.off+n]
 	p.off += n
-	return n, nil
+	return c, nil
 }
+
+// innerTar is what an inner (payload) tar.Reader reads from. File contents
+// are hashed straight from the pipe's buffers, without a copy; credit is
+// the number of such bytes the tar.Reader still believes unread and will
+// skip on its next Next, and Read hands them out without touching the
+// buffer (the tar.Reader discards them).
+type innerTar struct {
+	p      *pipe
+	n      int64
+	credit int64
+}
+
+func (s *innerTar) Read(b []byte) (int, error) {
+	if s.credit > 0 {
+		n := int(min(int64(len(b)), s.credit))
+		s.credit -= int64(n)
+		s.n += int64(n)
+		return n, nil
+	}
+	n, err := s.p.Read(b)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *innerTar) count() int64 { return s.n }
 
 // stop ends the producer and waits for it, then returns every buffer to
 // the pool so the pipe can be started again.

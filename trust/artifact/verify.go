@@ -457,7 +457,7 @@ func (v *verifier) payload(name string, idx int, c compression, p *Payload) erro
 }
 
 func (v *verifier) payloadEntries(name string, idx int, p *Payload) error {
-	ic := &counter{r: v.pipe}
+	ic := &innerTar{p: v.pipe}
 	itr := tar.NewReader(ic)
 	var contentEnd, lastSize int64
 	for {
@@ -487,11 +487,13 @@ func (v *verifier) payloadEntries(name string, idx int, p *Payload) error {
 		if v.opts.MaxPayloadSize > 0 && v.payloadSz > v.opts.MaxPayloadSize {
 			return invalid(path, fmt.Sprintf("payload files exceed the limit of %d bytes", v.opts.MaxPayloadSize))
 		}
-		if err := v.file(path, hdr.Size, itr, e); err != nil {
+		if err := v.file(path, hdr.Size, e); err != nil {
 			return err
 		}
+		// The content went straight from the pipe; itr skips it on Next.
+		ic.credit = hdr.Size
 		p.Files = append(p.Files, File{Name: hdr.Name, Size: hdr.Size, SHA256: hex.EncodeToString(e.sum[:])})
-		contentEnd, lastSize = ic.n, hdr.Size
+		contentEnd, lastSize = ic.n+hdr.Size, hdr.Size
 	}
 	if err := tarEnd(ic, contentEnd, lastSize, v.buf); err != nil {
 		return &readError{name, err}
@@ -499,8 +501,9 @@ func (v *verifier) payloadEntries(name string, idx int, p *Payload) error {
 	return nil
 }
 
-// file hashes one payload file while copying it to the sink.
-func (v *verifier) file(path string, size int64, r io.Reader, e *manifestEntry) error {
+// file hashes one payload file of size bytes, read straight from the
+// pipe's buffers, while writing it to the sink.
+func (v *verifier) file(path string, size int64, e *manifestEntry) error {
 	var sink io.Writer
 	if v.opts.PayloadSink != nil {
 		w, err := v.opts.PayloadSink(path, size)
@@ -510,21 +513,20 @@ func (v *verifier) file(path string, size int64, r io.Reader, e *manifestEntry) 
 		sink = w
 	}
 	v.hash.Reset()
-	for {
-		n, err := r.Read(v.buf)
-		if n > 0 {
-			v.hash.Write(v.buf[:n])
-			if sink != nil {
-				if _, werr := sink.Write(v.buf[:n]); werr != nil {
-					return fmt.Errorf("%s: payload sink: %w", path, werr)
-				}
-			}
-		}
+	for left := size; left > 0; {
+		b, err := v.pipe.next(int(min(left, pipeChunkSize)))
 		if errors.Is(err, io.EOF) {
-			break
+			err = io.ErrUnexpectedEOF
 		}
 		if err != nil {
 			return &readError{path, err}
+		}
+		left -= int64(len(b))
+		v.hash.Write(b)
+		if sink != nil {
+			if _, err := sink.Write(b); err != nil {
+				return fmt.Errorf("%s: payload sink: %w", path, err)
+			}
 		}
 		if err := v.ctx.Err(); err != nil {
 			return err
