@@ -440,7 +440,7 @@ func tarReason(err error) string {
 	if err == io.ErrUnexpectedEOF { //nolint:errorlint // only the bare sentinel means "no more bytes"
 		return "truncated"
 	}
-	if errors.Is(err, tar.ErrHeader) {
+	if err == tar.ErrHeader { //nolint:errorlint // wrapped ones carry their own context
 		return "corrupt tar header"
 	}
 	return err.Error()

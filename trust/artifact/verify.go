@@ -122,6 +122,9 @@ func (v *verifier) next() (*tar.Header, error) {
 		if v.in.eof && errors.Is(err, io.ErrUnexpectedEOF) && v.in.err == nil {
 			return nil, v.ended(v.member)
 		}
+		if v.member == "" {
+			return nil, v.fail("", fmt.Errorf("first tar header: %w", err))
+		}
 		return nil, v.fail(v.member, fmt.Errorf("tar header after this member: %w", err))
 	}
 	if err := checkRegular(hdr); err != nil {

@@ -484,3 +484,10 @@ func TestVerifyPolicies(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+func TestVerifyNotATar(t *testing.T) {
+	ec, _ := ecKeys(t)
+	_, err := verifyBytes(bytes.Repeat([]byte("x"), 2048), Options{Keys: []PublicKey{ec.pub}})
+	require.ErrorIs(t, err, ErrInvalid)
+	assert.EqualError(t, err, "first tar header: archive/tar: invalid tar header")
+}
