@@ -185,11 +185,17 @@ func startBus(ctx context.Context, dir string, policies []string) (*privateBus, 
 	return &privateBus{address: "unix:path=" + sock, p: p}, nil
 }
 
-// procStatus reads VmRSS and VmHWM (KiB) from /proc/PID/status.
-func procStatus(pid int) (rss, hwm float64, err error) {
+// memStatus is the memory part of /proc/PID/status, in KiB.
+type memStatus struct {
+	rss, hwm, anon, file float64
+}
+
+// procStatus reads VmRSS, VmHWM, RssAnon and RssFile (KiB) from
+// /proc/PID/status.
+func procStatus(pid int) (m memStatus, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, fmt.Errorf("read status of pid %d: %w", pid, err)
+		return m, fmt.Errorf("read status of pid %d: %w", pid, err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
@@ -199,12 +205,16 @@ func procStatus(pid int) (rss, hwm float64, err error) {
 		v, _ := strconv.ParseFloat(f[1], 64)
 		switch f[0] {
 		case "VmRSS:":
-			rss = v
+			m.rss = v
 		case "VmHWM:":
-			hwm = v
+			m.hwm = v
+		case "RssAnon:":
+			m.anon = v
+		case "RssFile:":
+			m.file = v
 		}
 	}
-	return rss, hwm, nil
+	return m, nil
 }
 
 // cpuTime reads the process's CPU time two ways: utime+stime from
