@@ -183,6 +183,7 @@ func runFleet(tb testing.TB, c fleetConfig, nw network) fleetResult {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	authed := make(chan time.Time, c.agents)
+	failed := make(chan struct{}, c.agents)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -211,10 +212,15 @@ func runFleet(tb testing.TB, c fleetConfig, nw network) fleetResult {
 		go func() { defer wg.Done(); _ = a.Run(ctx) }()
 		go func() {
 			defer wg.Done()
+			first := true
 			for r := range results {
 				if r.Err == nil && !r.Token.IsZero() {
 					authed <- time.Now()
 					break
+				}
+				if first {
+					first = false
+					failed <- struct{}{}
 				}
 			}
 			for range results { //nolint:revive // drain until Run closes the channel
@@ -222,6 +228,18 @@ func runFleet(tb testing.TB, c fleetConfig, nw network) fleetResult {
 		}()
 	}
 
+	// The outage is timed from the moment every agent has failed once, so
+	// that the time a loaded machine needs to start the agents and their
+	// first TLS handshakes does not eat into it.
+	booted := time.NewTimer(time.Minute)
+	defer booted.Stop()
+	for i := range c.agents {
+		select {
+		case <-failed:
+		case <-booted.C:
+			tb.Fatalf("only %d of %d agents made their first attempt within a minute", i, c.agents)
+		}
+	}
 	time.Sleep(c.outage)
 	recovered := time.Now()
 	srv.ClearFault()
