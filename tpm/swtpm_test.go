@@ -186,6 +186,34 @@ func TestClearedTPM(t *testing.T) {
 	}
 }
 
+// TestClearedTPMStaticKeyStaysPut: without key generation (a provisioned
+// key, or a read-only command such as show-key) a key the TPM cannot load
+// is reported but never moved or replaced, even with RegenerateOnClear.
+func TestClearedTPMStaticKeyStaysPut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mender-agent.pem")
+	sw := tpmtest.Start(t)
+	old := loadOrCreate(t, options(sw, path))
+	require.NoError(t, old.Close())
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	sw.Stop()
+	fresh := tpmtest.Start(t)
+	opts := options(fresh, path)
+	opts.Generate = false
+	opts.RegenerateOnClear = true
+
+	k, err := tpm.LoadOrCreate(context.Background(), opts)
+	require.ErrorIs(t, err, tpm.ErrCleared)
+	assert.Nil(t, k)
+	assert.Contains(t, err.Error(), "left in place")
+	after, err := os.ReadFile(path)
+	require.NoError(t, err, "the key file must stay where it is")
+	assert.Equal(t, data, after)
+	matches, err := filepath.Glob(path + ".tpm-cleared-*")
+	require.NoError(t, err)
+	assert.Empty(t, matches, "nothing may be moved aside")
+}
+
 func TestLoadOrCreateErrors(t *testing.T) {
 	sw := tpmtest.Start(t)
 	tests := []struct {

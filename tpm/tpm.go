@@ -102,9 +102,10 @@ func Load(ctx context.Context, opts Options) (*Key, error) {
 //   - a missing file is created (when opts.Generate) and written with mode
 //     0600, crash-safe;
 //   - a file this TPM cannot load because the TPM was cleared or replaced is
-//     renamed to "<path>.tpm-cleared-<UTC time>"; a new key is made only
-//     when opts.RegenerateOnClear, and the device then needs to be accepted
-//     again on the server. Otherwise the error wraps ErrCleared;
+//     renamed to "<path>.tpm-cleared-<UTC time>" when opts.Generate; a new
+//     key is made only when opts.RegenerateOnClear too, and the device then
+//     needs to be accepted again on the server. Without opts.Generate the
+//     file is left alone. Otherwise the error wraps ErrCleared;
 //   - a file that is not a TSS2 key (a file-backend key) is left alone and
 //     reported.
 //
@@ -127,6 +128,12 @@ func LoadOrCreate(ctx context.Context, opts Options) (*Key, error) {
 		}
 		if !errors.Is(err, ErrCleared) {
 			return k, err
+		}
+		if !opts.Generate {
+			// A static or provisioned key, or a read-only caller: the
+			// identity is never moved or replaced here.
+			log.WithError(err).Error("TPM key cannot be loaded; leaving the key file in place because key generation is off")
+			return nil, fmt.Errorf("%w; the key file %s was left in place (key generation is off)", err, opts.Path)
 		}
 		aside := opts.Path + clearedSuffix + opts.Now().UTC().Format("20060102T150405Z")
 		if rerr := os.Rename(opts.Path, aside); rerr != nil {
