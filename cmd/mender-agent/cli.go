@@ -112,7 +112,7 @@ func dispatch(ctx context.Context, args []string, std stdio) error {
 	top := newOptions("mender-agent")
 	g.register(top)
 	var showVersion bool
-	top.Bool(&showVersion, "", "version", "print the version and exit")
+	top.Bool(&showVersion, "v", "version", "print the version and exit")
 	cmds := commands()
 	usage := func() { topUsage(std.out, top, cmds) }
 	if err := top.parse(args, usage); err != nil {

@@ -32,6 +32,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{name: "top help", args: []string{"--help"}, wantCode: exitOK, wantOut: "Usage: mender-agent [global options] COMMAND"},
 		{name: "help command", args: []string{"help", "bootstrap"}, wantCode: exitOK, wantOut: "--forcebootstrap"},
 		{name: "version flag", args: []string{"--version"}, wantCode: exitOK, wantOut: "mender-agent dev"},
+		{name: "version short flag", args: []string{"-v"}, wantCode: exitOK, wantOut: "mender-agent dev"},
 		{name: "version command", args: []string{"version"}, wantCode: exitOK, wantOut: "mender-agent dev"},
 		{name: "daemon arguments", args: []string{"daemon", "extra"}, wantCode: exitUsage, wantErr: "daemon takes no arguments"},
 		{name: "bad log level", args: []string{"-l", "loud", "show-key"}, wantCode: exitUsage, wantErr: `--log-level "loud"`},

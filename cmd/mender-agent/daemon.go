@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,6 +41,11 @@ func daemonCommand() *command {
 			if len(args) > 0 {
 				return usagef("daemon takes no arguments, got %q", args)
 			}
+			// Catch SIGHUP from the start: its default action would kill
+			// a daemon that is still loading its key.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			env, err := g.load(std.err)
 			if err != nil {
 				return err
@@ -56,7 +60,7 @@ func daemonCommand() *command {
 					return err
 				}
 			}
-			return runDaemon(ctx, g, env, pass)
+			return runDaemon(ctx, hup, g, env, pass)
 		},
 	}
 }
@@ -90,7 +94,7 @@ func (e *environment) newTrust(key *deviceKey) (*trust.Store, error) {
 		// The store calls this from handshakes; bind the device now so a
 		// reload of the configuration cannot race with it.
 		dev := c.Security.TPMDevice
-		tc.LoadClientKey = func(path string) (crypto.Signer, error) { return e.loadClientKey(dev, path) }
+		tc.LoadClientKey = func(path string) (crypto.Signer, error) { return e.clientKeys.load(e, dev, path) }
 	}
 	return trust.New(tc)
 }
@@ -137,28 +141,29 @@ func (e *environment) binding(key *deviceKey) (tokencache.Binding, error) {
 // agent, which keeps its token. It also adds the trust store's actionable
 // hint to TLS failures, so the agent's log line says what to fix.
 type swappableAuth struct {
-	cur   atomic.Pointer[authState]
-	store *trust.Store
+	cur atomic.Pointer[authState]
 }
 
-// authState is one configuration's server client; it is replaced whole.
+// authState is one configuration's server client and trust store; it is
+// replaced whole.
 type authState struct {
 	client  *authapi.Client
+	store   *trust.Store
 	servers []string
 }
 
-func (s *swappableAuth) set(c *authapi.Client, servers []string) {
-	s.cur.Store(&authState{client: c, servers: servers})
+func (s *swappableAuth) set(c *authapi.Client, store *trust.Store, servers []string) {
+	s.cur.Store(&authState{client: c, store: store, servers: servers})
 }
 
 func (s *swappableAuth) Authenticate(ctx context.Context) (agent.Token, error) {
 	st := s.cur.Load()
 	for _, srv := range st.servers {
-		s.store.WarnIfInsecure(srv)
+		st.store.WarnIfInsecure(srv)
 	}
 	tok, err := st.client.Authenticate(ctx)
 	if err != nil {
-		if hint := s.store.Explain(err, ""); hint != "" {
+		if hint := st.store.Explain(err, ""); hint != "" {
 			return tok, &hintError{err: err, hint: hint}
 		}
 	}
@@ -176,10 +181,16 @@ func (e *hintError) Error() string { return e.err.Error() + "; hint: " + e.hint 
 func (e *hintError) Unwrap() error { return e.err }
 func (e *hintError) Hint() string  { return e.hint }
 
-func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) error {
+func runDaemon(ctx context.Context, hup <-chan os.Signal, g *globals, env *environment, pass []byte) error {
 	log := env.component("daemon")
 	if len(serverURLs(env.cfg)) == 0 {
 		return errors.New("no server configured: set ServerURL (or Servers) in " + func() string { p, _ := g.mainConfig(); return p }())
+	}
+	if !env.cfg.DBus.Enabled {
+		// Consumers get the token only over D-Bus, and the unit
+		// (Type=dbus) waits for the bus name: running without it would
+		// serve nobody and be restarted forever.
+		return errors.New("configuration DBus.Enabled is false, but D-Bus is how mender-agent hands the token to consumers; remove the setting")
 	}
 	key, err := env.loadKey(ctx, keyRequest{create: true, passphrase: pass})
 	if err != nil {
@@ -197,8 +208,10 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 	if err != nil {
 		return err
 	}
-	auth := &swappableAuth{store: store}
-	auth.set(client, serverURLs(env.cfg))
+	auth := &swappableAuth{}
+	auth.set(client, store, serverURLs(env.cfg))
+	transport := &swappableTransport{}
+	transport.set(store.Transport())
 
 	acfg := env.cfg.Agent
 	var cache agent.TokenStore
@@ -239,9 +252,16 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 	localURL := func(t agent.Token) string { return t.ServerURL }
 	if acfg.ForwarderEnabled {
 		fw, err := forwarder.New(forwarder.Config{
-			Transport:   store.Transport(),
+			Transport:   transport,
 			IdleTimeout: env.cfg.ForwarderIdleTimeout(),
-			Logger:      env.component("forwarder"),
+			// A consumer's 401 with the current token means the server
+			// no longer accepts it: re-authenticate now.
+			Unauthorized: func(bearer string) {
+				if cur := ag.Current(); !cur.IsZero() && bearer == cur.JWT() {
+					ag.ReportUnauthorized()
+				}
+			},
+			Logger: env.component("forwarder"),
 		})
 		if err != nil {
 			return err
@@ -254,21 +274,17 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 		localURL = fw.LocalURL
 		tasks = append(tasks, fw.Run)
 	}
-	if env.cfg.DBus.Enabled {
-		srv, err := dbus.New(dbus.Config{
-			Service:  ag,
-			LocalURL: localURL,
-			Logger:   env.component("dbus"),
-		})
-		if err != nil {
-			return err
-		}
-		tasks = append(tasks, srv.Serve)
-	} else {
-		log.Warn("DBus.Enabled is false: no consumer can get the token")
+	srv, err := dbus.New(dbus.Config{
+		Service:  ag,
+		LocalURL: localURL,
+		Logger:   env.component("dbus"),
+	})
+	if err != nil {
+		return err
 	}
+	tasks = append(tasks, srv.Serve)
 	tasks = append(tasks, func(ctx context.Context) error {
-		return reloadOnHUP(ctx, g, env, key, store, auth, ag)
+		return reloadOnHUP(ctx, hup, g, env, key, reloadTargets{store: store, auth: auth, transport: transport, agent: ag})
 	})
 	log.WithField("version", version).Info("mender-agent started")
 	err = runTasks(ctx, tasks...)
@@ -276,45 +292,4 @@ func runDaemon(ctx context.Context, g *globals, env *environment, pass []byte) e
 		log.Info("mender-agent stopped")
 	}
 	return err
-}
-
-// reloadOnHUP re-reads the configuration and trust files on SIGHUP. The
-// agent keeps its token; if the servers or the tenant changed, it
-// re-authenticates against the new setting at once.
-func reloadOnHUP(ctx context.Context, g *globals, env *environment, key *deviceKey, store *trust.Store, auth *swappableAuth, ag *agent.Agent) error {
-	log := env.component("daemon")
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-hup:
-		}
-		log.Info("SIGHUP: reloading configuration and trust files")
-		next, err := g.load(env.log.Out)
-		if err != nil {
-			log.WithError(err).Error("configuration reload refused; keeping the running configuration")
-			continue
-		}
-		next.close()
-		env.log.SetLevel(next.log.GetLevel())
-		if err := store.Reload(); err != nil {
-			log.WithError(err).Error("trust reload refused; keeping the last good certificates")
-		}
-		old := env.cfg
-		env.cfg = next.cfg
-		client, err := env.authenticator(key, store)
-		if err != nil {
-			env.cfg = old
-			log.WithError(err).Error("configuration reload refused; keeping the running configuration")
-			continue
-		}
-		auth.set(client, serverURLs(env.cfg))
-		if fmt.Sprint(serverURLs(old)) != fmt.Sprint(serverURLs(env.cfg)) || old.TenantToken.Reveal() != env.cfg.TenantToken.Reveal() {
-			log.Info("servers or tenant changed; re-authenticating (the token cache keeps its old binding until the next restart)")
-			ag.RequestRefresh()
-		}
-	}
 }

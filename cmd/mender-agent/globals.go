@@ -82,6 +82,9 @@ func (g *globals) fallbackConfig() (string, bool) {
 
 // environment is what every command that reads the configuration gets.
 type environment struct {
+	// clientKeys keeps the mTLS key loaded across trust reloads.
+	clientKeys clientKeyCache
+
 	cfg     *config.Config
 	log     *logrus.Logger
 	dataDir string

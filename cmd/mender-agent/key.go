@@ -5,10 +5,13 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mender-agent/mender-agent/keystore"
@@ -114,10 +117,34 @@ func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, 
 			}
 			return nil, err
 		}
+		if req.create || static {
+			if err := e.privateKeyFile(path); err != nil {
+				_ = k.Close()
+				return nil, err
+			}
+		}
 		return &deviceKey{signer: k, backend: backendTPM, path: path, close: k.Close}, nil
 	default:
 		return e.loadFileKey(req, path, static, keyType)
 	}
+}
+
+// privateKeyFile makes sure a TPM key file is readable by its owner only:
+// with the key's empty authorization, anyone who can read the file and
+// open the TPM could sign as the device. Tools such as openssl genpkey
+// write 0644 under the usual umask.
+func (e *environment) privateKeyFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("device key %s: %w", path, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(path, 0o600); err != nil {
+			return fmt.Errorf("device key %s is readable by other users (mode %04o) and cannot be fixed: %w", path, perm, err)
+		}
+		e.component("key").WithField(fieldPath, path).Warnf("device key file was readable by other users (mode %04o); changed it to 0600", perm)
+	}
+	return nil
 }
 
 func tpmKeyExists(path string) bool {
@@ -138,9 +165,14 @@ func (e *environment) loadFileKey(req keyRequest, path string, static bool, keyT
 		k   *keystore.Key
 		err error
 	)
-	if req.create && !static {
+	switch {
+	case req.create || static:
+		// LoadOrCreate also enforces the key file's mode and the data
+		// directory's permissions; Generate is false for a static key,
+		// which is never generated, moved or overwritten.
 		k, err = keystore.LoadOrCreate(opts)
-	} else {
+	default:
+		// Read-only callers (show-key, check) never change the disk.
 		k, err = keystore.Load(path, req.passphrase)
 	}
 	if err != nil {
@@ -152,12 +184,59 @@ func (e *environment) loadFileKey(req keyRequest, path string, static bool, keyT
 	return &deviceKey{signer: k, backend: backendFile, path: path, close: func() error { return nil }}, nil
 }
 
-// loadClientKey loads the mTLS key at path for the trust store: a TSS2 key
-// file is used through the TPM, anything else is read as a PEM file key.
-func (e *environment) loadClientKey(tpmDevice, path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+// clientKeyCache hands the trust store the mTLS key, loading it again only
+// when the key file itself changed: the store asks whenever the certificate
+// or the key file changes and on every reload, and each TPM load takes TPM
+// object memory. A replaced TPM key is closed. It is safe for concurrent
+// use.
+type clientKeyCache struct {
+	mu     sync.Mutex
+	path   string
+	stamp  string
+	signer crypto.Signer
+	closer io.Closer
+}
+
+func fileStamp(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	stamp := fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		stamp += fmt.Sprintf(" %d %d", st.Dev, st.Ino)
+	}
+	return stamp, nil
+}
+
+func (c *clientKeyCache) load(e *environment, tpmDevice, path string) (crypto.Signer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stamp, err := fileStamp(path)
 	if err != nil {
 		return nil, fmt.Errorf("configuration HttpsClient.Key: %w", err)
+	}
+	if c.signer != nil && c.path == path && c.stamp == stamp {
+		return c.signer, nil
+	}
+	signer, closer, err := e.loadClientKey(tpmDevice, path)
+	if err != nil {
+		return nil, err
+	}
+	if c.closer != nil {
+		_ = c.closer.Close()
+	}
+	c.path, c.stamp, c.signer, c.closer = path, stamp, signer, closer
+	return signer, nil
+}
+
+// loadClientKey loads the mTLS key at path for the trust store: a TSS2 key
+// file is used through the TPM, anything else is read as a PEM file key.
+// closer is non-nil for keys that hold TPM resources.
+func (e *environment) loadClientKey(tpmDevice, path string) (signer crypto.Signer, closer io.Closer, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration HttpsClient.Key: %w", err)
 	}
 	if tpm.IsTSS2PEM(data) {
 		k, err := tpm.Load(context.Background(), tpm.Options{
@@ -166,16 +245,14 @@ func (e *environment) loadClientKey(tpmDevice, path string) (crypto.Signer, erro
 			Logger: e.component("tpm"),
 		})
 		if err != nil {
-			return nil, fmt.Errorf("configuration HttpsClient.Key %s: %w", path, err)
+			return nil, nil, fmt.Errorf("configuration HttpsClient.Key %s: %w", path, err)
 		}
-		// The TPM key stays open for the life of the process: the trust
-		// store signs every handshake with it. TLSSigner also allows the
-		// RSA-PSS signatures TLS 1.3 requires.
-		return k.TLSSigner(), nil
+		// TLSSigner also allows the RSA-PSS signatures TLS 1.3 requires.
+		return k.TLSSigner(), k, nil
 	}
 	k, err := keystore.Load(path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("configuration HttpsClient.Key %s: %w", path, err)
+		return nil, nil, fmt.Errorf("configuration HttpsClient.Key %s: %w", path, err)
 	}
-	return k, nil
+	return k, nil, nil
 }

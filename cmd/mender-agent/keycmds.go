@@ -4,30 +4,67 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/mender-agent/mender-agent/identity"
+	"github.com/mender-agent/mender-agent/internal/atomicfile"
 	"github.com/mender-agent/mender-agent/keystore"
+	"github.com/mender-agent/mender-agent/tpm"
 )
 
-// rotateTPMKey moves the TPM key file aside as .previous (never deleting an
-// earlier .previous) and creates a new TPM key.
+// rotateTPMKey replaces the TPM device key: the new key is created first
+// (beside the old one), then the old key file is kept as .previous (never
+// overwriting an earlier kept key) and the new one takes its place, so a
+// failure at any step leaves a usable key at the path.
 func rotateTPMKey(ctx context.Context, e *environment, path string) error {
-	prev := path + ".previous"
-	if _, err := os.Stat(prev); err == nil {
-		prev = path + ".previous-" + time.Now().UTC().Format("20060102T150405Z")
+	staged := path + ".new"
+	// A staged key left by an interrupted rotation never served as the
+	// device's identity; start over.
+	if err := os.Remove(staged); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("--forcebootstrap: %w", err)
 	}
+	k, err := tpm.LoadOrCreate(ctx, tpm.Options{
+		Device:   e.cfg.Security.TPMDevice,
+		Path:     staged,
+		Type:     e.cfg.Security.AuthKeyType,
+		Generate: true,
+		Logger:   e.component("tpm"),
+	})
+	if err != nil {
+		return fmt.Errorf("--forcebootstrap: create the new TPM key: %w", err)
+	}
+	_ = k.Close()
+	prev := unusedName(path+".previous", time.Now())
 	if err := os.Rename(path, prev); err != nil {
 		return fmt.Errorf("--forcebootstrap: keep the old key as %s: %w", prev, err)
 	}
-	k, err := e.loadKey(ctx, keyRequest{create: true})
-	if err != nil {
-		return err
+	if err := os.Rename(staged, path); err != nil {
+		return fmt.Errorf("--forcebootstrap: install the new key (the old one is at %s): %w", prev, err)
 	}
-	_ = k.close()
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("--forcebootstrap: %w", err)
+	}
 	e.component("tpm").WithField(fieldPath, prev).Warn("new TPM device key generated; the old key file was kept; the server will list this device as pending until the new key is accepted")
 	return nil
+}
+
+// unusedName returns base if nothing exists there, else base with a UTC
+// time stamp (and a counter if needed): kept keys are never overwritten.
+func unusedName(base string, now time.Time) string {
+	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
+		return base
+	}
+	stamped := base + "-" + now.UTC().Format("20060102T150405Z")
+	name := stamped
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s-%d", stamped, i)
+	}
 }
 
 // keyInfo describes a loaded key for show-key and provision.
