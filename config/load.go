@@ -208,24 +208,41 @@ func normalizeURL(raw string) (string, error) {
 	s = strings.TrimRight(s, "/")
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a valid URL: %w", raw, errors.Unwrap(err))
+		return "", fmt.Errorf("%q is not a valid URL: %w", redactRaw(raw), errors.Unwrap(err))
 	}
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http":
-		return "", fmt.Errorf("%q: scheme %q is not supported; use https://", raw, u.Scheme)
+		return "", fmt.Errorf("%q: scheme %q is not supported; use https://", redactRaw(raw), u.Scheme)
 	case u.Host == "" || u.Hostname() == "":
-		return "", fmt.Errorf("%q has no host", raw)
+		return "", fmt.Errorf("%q has no host", redactRaw(raw))
 	case u.User != nil:
 		return "", fmt.Errorf("%q contains credentials; remove the user:password@ part", redactUser(u))
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return "", fmt.Errorf("%q must not have a query or fragment", raw)
+		return "", fmt.Errorf("%q must not have a query or fragment", redactRaw(raw))
 	}
 	if p := u.Port(); p != "" {
 		if n, err := parsePort(p); err != nil || n == 0 {
-			return "", fmt.Errorf("%q has an invalid port %q", raw, p)
+			return "", fmt.Errorf("%q has an invalid port %q", redactRaw(raw), p)
 		}
 	}
 	return s, nil
+}
+
+// redactRaw hides a user:password@ part in a URL that may not parse, so
+// error messages never carry credentials.
+func redactRaw(raw string) string {
+	start := 0
+	if k := strings.Index(raw, "://"); k >= 0 {
+		start = k + 3
+	}
+	end := len(raw)
+	if k := strings.IndexAny(raw[start:], "/?#"); k >= 0 {
+		end = start + k
+	}
+	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
+		return raw[:start] + "REDACTED" + raw[start+at:]
+	}
+	return raw
 }
 
 func redactUser(u *url.URL) string {
