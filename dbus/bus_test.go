@@ -306,7 +306,18 @@ func TestSignalWithStockTools(t *testing.T) {
 	waitLine(t, lines, "member=NameAcquired")
 
 	tok := testToken(t, "https://server.example", 3)
-	for _, r := range []agent.Result{{Token: tok}, {Err: errors.New("connection refused")}} {
+	// Success, then a transient failure (the token is kept, so it is
+	// announced again), then a 401 (the token is gone: empty strings).
+	steps := []struct {
+		r          agent.Result
+		authorized bool
+	}{
+		{r: agent.Result{Token: tok}, authorized: true},
+		{r: agent.Result{Err: errors.New("connection refused")}, authorized: true},
+		{r: agent.Result{Err: agent.ErrUnauthorized}, authorized: false},
+	}
+	for _, st := range steps {
+		r := st.r
 		out, err := busctlCall(t, bus.Address, "FetchJwtToken")
 		require.NoError(t, err, out)
 		assert.Equal(t, "b true\n", out)
@@ -315,7 +326,7 @@ func TestSignalWithStockTools(t *testing.T) {
 		header := waitLine(t, lines, "member="+SignalName)
 		assert.Contains(t, header, "path="+string(ObjectPath)+"; interface="+Interface+"; member="+SignalName)
 		wantJWT, wantURL := "", ""
-		if r.Err == nil {
+		if st.authorized {
 			wantJWT, wantURL = tok.JWT(), testURL
 		}
 		assert.Equal(t, `string "`+wantJWT+`"`, strings.TrimSpace(<-lines))
@@ -337,45 +348,6 @@ func waitLine(t testing.TB, lines <-chan string, substr string) string {
 			t.Fatalf("dbus-monitor printed no %q within %s", substr, testTimeout)
 		}
 	}
-}
-
-func TestConcurrentFetchesJoinOneAttempt(t *testing.T) {
-	bus := startBus(t)
-	sv := serve(t, bus, newFakeService())
-	conn := dial(t, bus.Address)
-	signals := subscribe(t, conn)
-
-	const callers = 10
-	var wg sync.WaitGroup
-	started := make(chan bool, callers)
-	for range callers {
-		wg.Go(func() {
-			var ok bool
-			err := conn.Object(BusName, ObjectPath).Call(Interface+".FetchJwtToken", 0).Store(&ok)
-			assert.NoError(t, err)
-			started <- ok
-		})
-	}
-	wg.Wait()
-	close(started)
-	for ok := range started {
-		assert.True(t, ok)
-	}
-	assert.Equal(t, int64(callers), sv.svc.requests.Load())
-	sv.svc.waitRefresh(t)
-	assert.Empty(t, sv.svc.refresh, "the requests were merged into one attempt")
-
-	tok := testToken(t, "https://server.example", 4)
-	sv.svc.complete(agent.Result{Token: tok})
-	// A marker attempt: had the first attempt produced more than one signal,
-	// the duplicate would arrive before the marker's.
-	sv.svc.complete(agent.Result{Err: agent.ErrUnauthorized})
-	jwt, url := nextState(t, signals)
-	assert.Equal(t, tok.JWT(), jwt)
-	assert.Equal(t, testURL, url)
-	jwt, url = nextState(t, signals)
-	assert.Empty(t, jwt, "the next signal is the marker attempt's")
-	assert.Empty(t, url)
 }
 
 func TestNonRootCallerIsDenied(t *testing.T) {

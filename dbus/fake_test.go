@@ -3,6 +3,7 @@ package dbus
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,9 +66,11 @@ func (f *fakeService) Subscribe(ctx context.Context) <-chan agent.Result {
 func (f *fakeService) complete(r agent.Result) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.Err == nil {
+	// Like the agent: a 401 drops the token, other failures keep it.
+	switch {
+	case r.Err == nil:
 		f.current = r.Token
-	} else {
+	case errors.Is(r.Err, agent.ErrUnauthorized):
 		f.current = agent.Token{}
 	}
 	for ch := range f.subs {

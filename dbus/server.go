@@ -217,10 +217,17 @@ func (s *Server) session(ctx context.Context, conn *godbus.Conn, log logrus.Fiel
 				}
 				return errors.New("dbus server: the token service closed its subscription")
 			}
-			jwt, url := "", ""
-			if r.Err == nil {
-				jwt, url = obj.state(r.Token)
+			// The signal reports the state after the attempt. A failed
+			// attempt that left a valid token in place (the server was
+			// briefly unreachable during an early renewal) re-announces
+			// that token: consumers such as mender-connect end their
+			// sessions on empty strings, which must mean "not
+			// authorized", as it does after a 401.
+			tok := r.Token
+			if r.Err != nil {
+				tok = s.svc.Current()
 			}
+			jwt, url := obj.state(tok)
 			s.emit(conn, log, jwt, url)
 		}
 	}
