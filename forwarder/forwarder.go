@@ -65,6 +65,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Logger receives the forwarder's log lines. Nil discards them.
 	Logger logrus.FieldLogger
+	// Unauthorized, when set, is called with the bearer token of a request
+	// the server answered with 401, so the agent can re-authenticate at
+	// once (consumers such as mender-connect never ask it to). It must not
+	// block.
+	Unauthorized func(bearer string)
 }
 
 // upstream is the server the forwarder sends requests to.
@@ -82,11 +87,12 @@ type upstream struct {
 // the server for new requests; requests and WebSocket sessions in flight
 // finish with the server they started with.
 type Forwarder struct {
-	transport http.RoundTripper
-	listen    string
-	idle      time.Duration
-	log       logrus.FieldLogger
-	proxy     *httputil.ReverseProxy
+	transport    http.RoundTripper
+	unauthorized func(string)
+	listen       string
+	idle         time.Duration
+	log          logrus.FieldLogger
+	proxy        *httputil.ReverseProxy
 
 	upstream atomic.Pointer[upstream]
 
@@ -122,10 +128,11 @@ func New(cfg Config) (*Forwarder, error) {
 		return nil, fmt.Errorf("forwarder config: IdleTimeout %s is negative", cfg.IdleTimeout)
 	}
 	f := &Forwarder{
-		transport: cfg.Transport,
-		listen:    listen,
-		idle:      cfg.IdleTimeout,
-		log:       cfg.Logger,
+		transport:    cfg.Transport,
+		unauthorized: cfg.Unauthorized,
+		listen:       listen,
+		idle:         cfg.IdleTimeout,
+		log:          cfg.Logger,
 	}
 	if f.idle == 0 {
 		f.idle = DefaultIdleTimeout
@@ -142,7 +149,8 @@ func New(cfg Config) (*Forwarder, error) {
 			// X-Forwarded-* headers and adds none.
 			pr.SetURL(pr.In.Context().Value(upstreamKey{}).(*url.URL))
 		},
-		Transport: f.transport,
+		Transport:      f.transport,
+		ModifyResponse: f.modifyResponse,
 		// Flush every write at once: responses may be event streams or
 		// long downloads, and nothing is gained by buffering them here.
 		FlushInterval: -1,
@@ -295,12 +303,51 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "mender-agent forwarder: the device authentication API is not reachable through the local forwarder", http.StatusForbidden)
 		return
 	}
+	if hasDotSegment(r.URL) {
+		// Legitimate API paths have none, and the server's path prefix is
+		// joined in front of the client's path: "/../" could climb out of
+		// it past the authentication check above.
+		http.Error(w, "mender-agent forwarder: paths with . or .. segments are not forwarded", http.StatusBadRequest)
+		return
+	}
 	up := f.upstream.Load()
 	if up == nil {
 		http.Error(w, "mender-agent forwarder: "+ErrNoUpstream.Error()+"; call FetchJwtToken and wait for JwtTokenStateChange", http.StatusBadGateway)
 		return
 	}
 	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up.url)))
+}
+
+// modifyResponse tells the agent about a 401 for a request that carried a
+// bearer token.
+func (f *Forwarder) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode != http.StatusUnauthorized || f.unauthorized == nil || resp.Request == nil {
+		return nil
+	}
+	if bearer, ok := strings.CutPrefix(resp.Request.Header.Get("Authorization"), "Bearer "); ok && bearer != "" {
+		f.unauthorized(bearer)
+	}
+	return nil
+}
+
+// hasDotSegment reports whether u's path, decoded however many times a
+// chain of servers might decode it, has a "." or ".." segment.
+func hasDotSegment(u *url.URL) bool {
+	for _, p := range []string{u.Path, u.EscapedPath(), u.RawPath} {
+		for range maxDecodes {
+			for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+				if seg == "." || seg == ".." {
+					return true
+				}
+			}
+			unescaped, err := url.PathUnescape(p)
+			if err != nil || unescaped == p {
+				break
+			}
+			p = unescaped
+		}
+	}
+	return false
 }
 
 // maxDecodes bounds the percent-decoding rounds of refused.

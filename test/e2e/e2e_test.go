@@ -17,6 +17,7 @@ import (
 
 	"github.com/mender-agent/mender-agent/test/authserver"
 	"github.com/mender-agent/mender-agent/test/testenv"
+	"github.com/mender-agent/mender-agent/test/testpki"
 )
 
 func TestAuthenticatesAndServesToken(t *testing.T) {
@@ -196,4 +197,69 @@ func TestDemoRunsOnce(t *testing.T) {
 	assert.Contains(t, s, "server_url: http://127.0.0.1:")
 	assert.Contains(t, s, `iss: "Mender"`)
 	assert.Contains(t, s, "from daemon start to token at the consumer:")
+}
+
+// TestSIGHUPAppliesNewTrustSettings: a configuration that points at the
+// wrong CA fails; after the configuration names the right bundle and the
+// daemon gets SIGHUP, it authenticates without a restart.
+func TestSIGHUPAppliesNewTrustSettings(t *testing.T) {
+	e := newEnv(t, envOptions{autoAccept: true})
+	right := e.conf["ServerCertificate"].(string)
+	wrong := testpki.WriteFile(filepath.Join(e.dir, "wrong.crt"), testpki.NewCA("some other CA").CertPEM())
+	e.conf["ServerCertificate"] = wrong
+	e.writeConf()
+	d := e.startDaemon()
+	require.Eventually(t, func() bool { return strings.Contains(d.out.String(), "unknown authority") }, 30*time.Second, 50*time.Millisecond,
+		"the agent must fail with the unknown-authority hint")
+	assert.Contains(t, d.out.String(), "ServerCertificate", "the hint names the setting to fix")
+
+	e.conf["ServerCertificate"] = right
+	e.writeConf()
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGHUP))
+	r := e.fetchToken()
+	assert.NotEmpty(t, r.Claims["sub"])
+	assert.Contains(t, d.out.String(), "trust settings changed")
+}
+
+// TestConsumer401TriggersReauthentication: when the server stops accepting
+// the token (here: the device was rejected), a consumer's request through
+// the forwarder gets 401, and the agent re-authenticates at once instead of
+// waiting for its renewal time; the rejection then drops the token.
+func TestConsumer401TriggersReauthentication(t *testing.T) {
+	e := newEnv(t, envOptions{autoAccept: true})
+	e.startDaemon()
+	raw := e.fetchToken("--raw")
+	before := e.authRequests()
+	devs := e.server.Devices()
+	require.Len(t, devs, 1)
+	require.NoError(t, e.server.Reject(devs[0].ID))
+
+	req, err := http.NewRequest(http.MethodGet, raw.ServerURL+authserver.PathDeploymentsNext, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+raw.Token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+	require.Eventually(t, func() bool { return e.authRequests() > before }, 30*time.Second, 50*time.Millisecond,
+		"the consumer's 401 makes the agent authenticate again (the token had an hour left)")
+	require.Eventually(t, func() bool {
+		out, err := e.run("token")
+		return err != nil && strings.Contains(out, "no token")
+	}, 30*time.Second, 100*time.Millisecond, "the rejected device's token is dropped")
+}
+
+func TestDBusDisabledIsRefused(t *testing.T) {
+	e := newEnv(t, envOptions{autoAccept: true, conf: map[string]any{"DBus": map[string]any{"Enabled": false}}})
+	d := e.startDaemon()
+	select {
+	case err := <-d.done:
+		d.done <- err
+		require.Error(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon must refuse to run without D-Bus")
+	}
+	assert.Contains(t, d.out.String(), "DBus.Enabled is false")
+	assert.Zero(t, e.authRequests(), "nothing is done before the configuration is refused")
 }
