@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,7 +168,10 @@ func startBus(ctx context.Context, dir string, policies []string) (*privateBus, 
 	sock := filepath.Join(dir, "socket")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket file appears at bind, before listen: wait until a
+		// connection is accepted.
+		if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+			c.Close()
 			break
 		}
 		if p.exited() || time.Now().After(deadline) {
