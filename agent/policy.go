@@ -75,7 +75,7 @@ type backoffPolicy struct {
 // Full jitter keeps a fleet that failed together from retrying together.
 // The second bound keeps the waits proportional to an outage: a device that
 // had been failing for D when the server came back retries within
-// max(D, min) + min of its return (or max, if smaller), where the
+// max(D, min) + min of its return (or max, if smaller), whereas the
 // exponential alone lets a few unlucky devices draw ceiling-long waits
 // after a one-minute outage. A fleet then returns over a window
 // proportional to the outage, at a rate that falls off evenly instead of a
