@@ -3,6 +3,7 @@ package artifact
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"testing"
 
 	"github.com/mender-agent/mender-agent/trust/artifact/artifacttest"
@@ -53,4 +54,34 @@ func TestDecompressionLimits(t *testing.T) {
 		_, err := verifyBytes(art, Options{Keys: keys})
 		assert.EqualError(t, err, "header.tar.gz: 4194305 bytes exceeds the limit of 4194304")
 	})
+}
+
+// TestShrinkXzDict checks that the header is decoded with a dictionary no
+// larger than its decompressed bound, and that the rewritten block header
+// still passes the decoder's CRC check.
+func TestShrinkXzDict(t *testing.T) {
+	var raw bytes.Buffer
+	w, err := artifacttest.Compress(&raw, "xz", 0)
+	require.NoError(t, err)
+	content := pattern(300 << 10)
+	_, err = w.Write(content)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	off, _, ok := xzDictOffset(raw.Bytes())
+	require.True(t, ok)
+	before, err := xzDictSize(raw.Bytes()[off])
+	require.NoError(t, err)
+	assert.Equal(t, uint64(8<<20), before)
+
+	small := shrinkXzDict(raw.Bytes(), 1<<20)
+	after, err := xzDictSize(small[off])
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1<<20), after)
+	r, err := artifacttest.Decompress(bytes.NewReader(small), ".xz")
+	require.NoError(t, err)
+	got, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Equal(t, content, got)
+	assert.Equal(t, raw.Bytes(), shrinkXzDict(raw.Bytes(), 64<<20), "a small enough dictionary is left alone")
 }

@@ -3,9 +3,12 @@ package artifact
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strings"
 
@@ -225,29 +228,27 @@ func (s *streamEnd) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// checkXzDict peeks at the xz stream and block headers and refuses an LZMA2
-// dictionary larger than MaxDictSize before the decoder allocates it.
-func checkXzDict(br *bufio.Reader) error {
+// xzDictOffset finds the LZMA2 dictionary-size byte in the first block
+// header of an xz stream whose start is b. It returns the offset of that
+// byte and the block header's length, or ok false if b is too short or not
+// shaped as expected (the decoder then reports the problem itself).
+func xzDictOffset(b []byte) (off, hdrLen int, ok bool) {
 	// Stream header (12 bytes), then the block header: size byte, flags,
-	// optional sizes, filter flags (id 0x21 LZMA2, props size 1, dict byte).
-	hdr, err := br.Peek(12 + 1)
-	if err != nil {
-		return nil // too short: let the decoder report it
+	// optional sizes, filter flags (id 0x21 LZMA2, props size 1, dict byte),
+	// padding, CRC32.
+	if len(b) < 13 || b[12] == 0 {
+		return 0, 0, false
 	}
-	bsz := (int(hdr[12]) + 1) * 4
-	if hdr[12] == 0 {
-		return nil // index: empty stream
+	hdrLen = (int(b[12]) + 1) * 4
+	if len(b) < 12+hdrLen {
+		return 0, 0, false
 	}
-	blk, err := br.Peek(12 + bsz)
-	if err != nil {
-		return nil
-	}
-	b := blk[12:]
-	flags := b[1]
+	h := b[12 : 12+hdrLen]
+	flags := h[1]
 	i := 2
 	skipVarint := func() bool {
-		for ; i < len(b); i++ {
-			if b[i]&0x80 == 0 {
+		for ; i < len(h); i++ {
+			if h[i]&0x80 == 0 {
 				i++
 				return true
 			}
@@ -255,32 +256,79 @@ func checkXzDict(br *bufio.Reader) error {
 		return false
 	}
 	if flags&0x40 != 0 && !skipVarint() {
-		return nil
+		return 0, 0, false
 	}
 	if flags&0x80 != 0 && !skipVarint() {
+		return 0, 0, false
+	}
+	for f := 0; f < int(flags&3)+1 && i+2 < len(h); f++ {
+		if h[i] == 0x21 && h[i+1] == 1 {
+			return 12 + i + 2, hdrLen, true
+		}
+		i++ // filter id (single-byte ids only: all xz filters use them)
+		if !skipVarint() || i > len(h) {
+			return 0, 0, false
+		}
+		i += int(h[i-1])
+	}
+	return 0, 0, false
+}
+
+// xzDictSize decodes an LZMA2 dictionary-size byte.
+func xzDictSize(d byte) (uint64, error) {
+	if d > 40 {
+		return 0, errors.New("xz: invalid LZMA2 dictionary size")
+	}
+	if d == 40 {
+		return 1<<32 - 1, nil
+	}
+	return uint64(2|(d&1)) << (d/2 + 11), nil
+}
+
+// checkXzDict peeks at the xz stream and block headers and refuses an LZMA2
+// dictionary larger than MaxDictSize before the decoder allocates it.
+func checkXzDict(br *bufio.Reader) error {
+	b, _ := br.Peek(12 + 1024)
+	off, _, ok := xzDictOffset(b)
+	if !ok {
 		return nil
 	}
-	nf := int(flags&3) + 1
-	for f := 0; f < nf && i+2 < len(b); f++ {
-		id := b[i]
-		if id == 0x21 && b[i+1] == 1 {
-			d := b[i+2]
-			if d > 40 {
-				return errors.New("xz: invalid LZMA2 dictionary size")
-			}
-			dict := uint64(2|(d&1)) << (d/2 + 11)
-			if dict > MaxDictSize {
-				return fmt.Errorf("xz: dictionary of %d MiB exceeds the limit of %d MiB", dict>>20, MaxDictSize>>20)
-			}
-			return nil
-		}
-		i++
-		if !skipVarint() || i >= len(b) {
-			return nil
-		}
-		i += int(b[i-1])
+	dict, err := xzDictSize(b[off])
+	if err != nil {
+		return err
+	}
+	if dict > MaxDictSize {
+		return fmt.Errorf("xz: dictionary of %d MiB exceeds the limit of %d MiB", dict>>20, MaxDictSize>>20)
 	}
 	return nil
+}
+
+// shrinkXzDict returns a copy of the xz stream raw whose first block asks
+// for a dictionary of at most limit bytes, with the block header's CRC32
+// fixed up. The header member is decoded this way: its decompressed size is
+// bounded by limit, so no back-reference can reach further, and the decoder
+// does not allocate the 64 MiB dictionary mender-artifact declares.
+func shrinkXzDict(raw []byte, limit uint64) []byte {
+	off, hdrLen, ok := xzDictOffset(raw)
+	if !ok {
+		return raw
+	}
+	dict, err := xzDictSize(raw[off])
+	if err != nil || dict <= limit {
+		return raw
+	}
+	d := raw[off]
+	for d > 0 {
+		if s, _ := xzDictSize(d); s <= limit {
+			break
+		}
+		d--
+	}
+	out := bytes.Clone(raw)
+	out[off] = d
+	crc := crc32.ChecksumIEEE(out[12 : 12+hdrLen-4])
+	binary.LittleEndian.PutUint32(out[12+hdrLen-4:], crc)
+	return out
 }
 
 // pipe runs a decompressor in its own goroutine, one or more chunks ahead

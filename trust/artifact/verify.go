@@ -391,6 +391,9 @@ func (v *verifier) checkSignature(rep *Report, manifestRaw, sigText []byte) erro
 
 // parseHeaderMember decompresses (bounded) and parses the header.
 func (v *verifier) parseHeaderMember(name string, c compression, raw []byte) (*header, error) {
+	if c == compXz {
+		raw = shrinkXzDict(raw, MaxHeaderUncompressed)
+	}
 	dr, err := v.dec.open(c, bytes.NewReader(raw))
 	if err != nil {
 		return nil, invalidErr(name, err)
