@@ -491,3 +491,19 @@ func TestVerifyNotATar(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalid)
 	assert.EqualError(t, err, "first tar header: archive/tar: invalid tar header")
 }
+
+func TestReportJSON(t *testing.T) {
+	ec, _ := ecKeys(t)
+	rep, err := verifyBytes(build(t, rootfs(ec.priv, "gzip", pattern(100))), Options{Keys: []PublicKey{ec.pub}})
+	require.NoError(t, err)
+	var b bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&b))
+	assert.JSONEq(t, `{
+	  "name": "release-1", "format": "mender", "version": 3,
+	  "types": ["rootfs-image"], "compatible_devices": ["qemux86-64", "raspberrypi4"],
+	  "header_compression": "gzip",
+	  "payloads": [{"index": 0, "type": "rootfs-image", "compression": "gzip",
+	    "files": [{"name": "rootfs.ext4", "size": 100, "sha256": "56fee4b12b280ea1e7c1b550002bb18b342ccbd7229cd4b147ea07aa1a691294"}],
+	    "artifact_provides": {"rootfs-image.version": "release-1"}}],
+	  "signed": true, "signature_verified": true, "key_index": 0, "key_algorithm": "ECDSA P-256 SHA-256"}`, b.String())
+}
