@@ -17,6 +17,10 @@
 // Without the tag only the initramfs builder's own tests run (cpio writer,
 // ELF library closure, module load order), which need no QEMU.
 //
+// qemu-user.sh in this directory is the other ARM tier: it runs every
+// package's ordinary tests as arm64 and armv7 binaries under qemu-user, and
+// lists the few tests it leaves out with the reason for each.
+//
 // It is test-only and may import anything in the module; nothing may import
 // it.
 package qemu
