@@ -16,6 +16,14 @@ const (
 	dialTimeout      = 30 * time.Second
 	handshakeTimeout = 30 * time.Second
 	idleConnTimeout  = 90 * time.Second
+	// maxIdleConns is how many idle keep-alive connections a transport
+	// keeps, all of them for one server if need be: a transport talks to
+	// one Mender server, and the forwarder's consumers (update, connect,
+	// inventory) send requests at the same time. With net/http's default
+	// of 2 per host, every request beyond the second concurrent one would
+	// close its connection afterwards and the next would pay a new TCP
+	// and TLS handshake.
+	maxIdleConns = 16
 )
 
 type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -36,7 +44,8 @@ func (s *Store) Transport() *http.Transport {
 		DialContext:           d.DialContext,
 		TLSClientConfig:       s.TLSConfig(),
 		TLSHandshakeTimeout:   handshakeTimeout,
-		MaxIdleConns:          16,
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConns,
 		IdleConnTimeout:       idleConnTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
