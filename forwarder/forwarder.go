@@ -102,8 +102,6 @@ type Forwarder struct {
 	running bool
 }
 
-type upstreamKey struct{}
-
 // New checks cfg and returns a Forwarder. It does no I/O and starts no
 // goroutines.
 func New(cfg Config) (*Forwarder, error) {
@@ -144,16 +142,22 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			// ServeHTTP has seen an upstream, and SetUpstream never
+			// clears it: the request starts with the current server.
 			// SetURL also clears Out.Host, so the Host header becomes the
 			// server's. Rewrite (unlike Director) drops the client's
 			// X-Forwarded-* headers and adds none.
-			pr.SetURL(pr.In.Context().Value(upstreamKey{}).(*url.URL))
+			pr.SetURL(f.upstream.Load().url)
 		},
 		Transport:      f.transport,
 		ModifyResponse: f.modifyResponse,
-		// Flush every write at once: responses may be event streams or
-		// long downloads, and nothing is gained by buffering them here.
-		FlushInterval: -1,
+		// Zero: a response of known length goes out in as few writes as
+		// the copy buffer allows, with one flush at the end. Responses
+		// that must stream are still flushed after every write, because
+		// httputil.ReverseProxy flushes at once whatever this says when
+		// the length is unknown (chunked downloads, long polls) or the
+		// body is text/event-stream.
+		FlushInterval: 0,
 		ErrorHandler:  f.proxyError,
 		BufferPool:    &bufferPool{},
 		ErrorLog:      newStdLogger(f.log),
@@ -310,12 +314,11 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "mender-agent forwarder: paths with . or .. segments are not forwarded", http.StatusBadRequest)
 		return
 	}
-	up := f.upstream.Load()
-	if up == nil {
+	if f.upstream.Load() == nil {
 		http.Error(w, "mender-agent forwarder: "+ErrNoUpstream.Error()+"; call FetchJwtToken and wait for JwtTokenStateChange", http.StatusBadGateway)
 		return
 	}
-	f.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), upstreamKey{}, up.url)))
+	f.proxy.ServeHTTP(w, r)
 }
 
 // modifyResponse tells the agent about a 401 for a request that carried a
@@ -333,18 +336,49 @@ func (f *Forwarder) modifyResponse(resp *http.Response) error {
 // hasDotSegment reports whether u's path, decoded however many times a
 // chain of servers might decode it, has a "." or ".." segment.
 func hasDotSegment(u *url.URL) bool {
-	for _, p := range []string{u.Path, u.EscapedPath(), u.RawPath} {
+	paths := [...]string{u.Path, u.EscapedPath(), u.RawPath}
+	for i, p := range paths {
+		if seenBefore(paths[:i], p) {
+			continue
+		}
 		for range maxDecodes {
-			for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
-				if seg == "." || seg == ".." {
-					return true
-				}
+			if dotSegment(p) {
+				return true
 			}
 			unescaped, err := url.PathUnescape(p)
 			if err != nil || unescaped == p {
 				break
 			}
 			p = unescaped
+		}
+	}
+	return false
+}
+
+// dotSegment reports whether p, split at slashes and backslashes, has a
+// "." or ".." segment.
+func dotSegment(p string) bool {
+	for p != "" {
+		i := strings.IndexAny(p, `/\`)
+		seg := p
+		if i >= 0 {
+			seg, p = p[:i], p[i+1:]
+		} else {
+			p = ""
+		}
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// seenBefore reports whether p is one of earlier, so that the spellings of
+// a path that are the same string are checked once.
+func seenBefore(earlier []string, p string) bool {
+	for _, e := range earlier {
+		if e == p {
+			return true
 		}
 	}
 	return false
@@ -357,8 +391,9 @@ const maxDecodes = 8
 // path is spelled: percent-encoding, repeated slashes, dot segments and
 // letter case are all normalized the way a server or gateway might.
 func refused(u *url.URL) bool {
-	for _, p := range []string{u.Path, u.EscapedPath(), u.RawPath} {
-		if p == "" {
+	paths := [...]string{u.Path, u.EscapedPath(), u.RawPath}
+	for i, p := range paths {
+		if p == "" || seenBefore(paths[:i], p) {
 			continue
 		}
 		// Decode until stable: a chain of proxies may decode more than once.
@@ -371,7 +406,10 @@ func refused(u *url.URL) bool {
 		}
 		// A backslash is a separator to some servers.
 		p = strings.ReplaceAll(p, `\`, "/")
-		c := strings.ToLower(path.Clean("/" + p))
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		c := strings.ToLower(path.Clean(p))
 		if strings.HasPrefix(c, AuthPathPrefix) {
 			return true
 		}
