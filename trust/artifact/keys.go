@@ -36,7 +36,8 @@ type PublicKey struct {
 }
 
 // Verifier checks a signature over a message. PublicKey implements it; a
-// failure wraps ErrBadSignature.
+// failure wraps ErrBadSignature. Implementations must be safe for
+// concurrent use.
 type Verifier interface {
 	Verify(message, sig []byte) error
 }
