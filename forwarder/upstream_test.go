@@ -215,6 +215,13 @@ func startForwarder(t testing.TB, p *pki, cfg Config) *Forwarder {
 	cfg.Transport = p.transport
 	f, err := New(cfg)
 	require.NoError(t, err)
+	runForwarder(t, f)
+	return f
+}
+
+// runForwarder listens and runs f until the test ends.
+func runForwarder(t testing.TB, f *Forwarder) {
+	t.Helper()
 	require.NoError(t, f.Listen())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -223,5 +230,4 @@ func startForwarder(t testing.TB, p *pki, cfg Config) *Forwarder {
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)
 	})
-	return f
 }
