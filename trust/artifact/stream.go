@@ -156,7 +156,7 @@ func (d *decompressors) open(c compression, r io.Reader) (io.Reader, error) {
 		return r, nil
 	}
 	if d.br == nil {
-		d.br = bufio.NewReaderSize(r, 64<<10)
+		d.br = bufio.NewReaderSize(r, 256<<10)
 	} else {
 		d.br.Reset(r)
 	}

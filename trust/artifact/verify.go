@@ -71,7 +71,7 @@ func Verify(ctx context.Context, r io.Reader, opts Options) (*Report, error) {
 		v.log = l
 	}
 	v.in = &input{r: r}
-	v.outer = &counter{r: bufio.NewReaderSize(v.in, 256<<10)}
+	v.outer = &counter{r: bufio.NewReaderSize(v.in, 64<<10)}
 	v.tr = tar.NewReader(v.outer)
 	v.buf = make([]byte, 32<<10)
 	v.hash = sha256.New()
