@@ -286,11 +286,14 @@ func (v *verifier) run() (*Report, error) {
 		return nil, err
 	}
 	rep.fill(h, hc)
-	if mf.maxData >= len(h.info.Payloads) {
-		for _, e := range mf.order {
-			if idx, _, err := splitDataPath(e.path); err == nil && idx >= len(h.info.Payloads) {
-				return nil, invalid(e.path, fmt.Sprintf("manifest lists a file of payload %d but header-info has %d payload(s)", idx, len(h.info.Payloads)))
-			}
+	for _, e := range mf.order {
+		idx, _, err := splitDataPath(e.path)
+		switch {
+		case err != nil: // version or header
+		case idx >= len(h.info.Payloads):
+			return nil, invalid(e.path, fmt.Sprintf("manifest lists a file of payload %d but header-info has %d payload(s)", idx, len(h.info.Payloads)))
+		case h.info.Payloads[idx].Type == nil:
+			return nil, invalid(e.path, fmt.Sprintf("manifest lists a file of payload %d, which is empty (type null)", idx))
 		}
 	}
 

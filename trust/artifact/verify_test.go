@@ -430,6 +430,11 @@ func TestVerifyPolicies(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{""}, rep.Types)
 		assert.Empty(t, rep.Payloads[0].Files)
+		// A bootstrap payload carries no files, even signed ones.
+		withFile := a
+		withFile.Payloads = []artifacttest.Payload{{Files: []artifacttest.File{artifacttest.Bytes("x", []byte("1"))}}}
+		_, err = verifyBytes(build(t, withFile), Options{Keys: keys})
+		assert.EqualError(t, err, "data/0000/x: manifest lists a file of payload 0, which is empty (type null)")
 		// The data member may be absent.
 		_, err = verifyBytes(rewrite(t, build(t, a), func(ms []artifacttest.Member) []artifacttest.Member { return ms[:len(ms)-1] }), Options{Keys: keys})
 		assert.NoError(t, err)
