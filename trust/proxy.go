@@ -12,8 +12,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-
-	"golang.org/x/net/http/httpproxy"
 )
 
 func osGetenv(name string) string { return os.Getenv(name) }
@@ -43,16 +41,169 @@ func proxyFromEnv(env func(string) string) (func(*url.URL) (*url.URL, error), er
 			return nil, fmt.Errorf("proxy variable %s=%s: %w; use http://[user:password@]host:port", v.name, redactProxy(v.value), err)
 		}
 	}
-	cfg := httpproxy.Config{
-		HTTPProxy:  httpVal,
-		HTTPSProxy: httpsVal,
-		NoProxy:    noProxy,
-		CGI:        env("REQUEST_METHOD") != "",
+	sel := &proxySelector{noProxy: parseNoProxy(noProxy), cgi: env("REQUEST_METHOD") != ""}
+	// checkProxyURL has parsed both values already.
+	if httpsVal != "" {
+		sel.https, _ = parseProxyURL(httpsVal)
 	}
-	return cfg.ProxyFunc(), nil
+	if httpVal != "" {
+		sel.http, _ = parseProxyURL(httpVal)
+	}
+	return sel.proxyFor, nil
 }
 
-// parseProxyURL parses a proxy variable the way httpproxy does: a value
+// proxySelector picks the proxy for a request URL the way net/http's
+// ProxyFromEnvironment does (golang.org/x/net/http/httpproxy, which the
+// standard library vendors), from values read once through the injected
+// environment. The one difference: host names are compared as written,
+// without converting internationalized names to their xn-- form, so such
+// a name matches a NO_PROXY entry only when both are spelled alike.
+type proxySelector struct {
+	http, https *url.URL // nil: no proxy for that scheme
+	noProxy     noProxy
+	cgi         bool
+}
+
+func (p *proxySelector) proxyFor(u *url.URL) (*url.URL, error) {
+	var proxy *url.URL
+	switch u.Scheme {
+	case "https":
+		proxy = p.https
+	case "http":
+		proxy = p.http
+		if proxy != nil && p.cgi {
+			return nil, errors.New("refusing to use HTTP_PROXY value in CGI environment; see golang.org/s/cgihttpproxy")
+		}
+	}
+	if proxy == nil || !p.noProxy.useProxy(u) {
+		return nil, nil
+	}
+	return proxy, nil
+}
+
+// noProxy is a parsed NO_PROXY list: IP addresses and CIDR ranges, domain
+// suffixes, each optionally with a port, or "*" for everything.
+type noProxy struct {
+	all     bool
+	ips     []noProxyIP
+	nets    []*net.IPNet
+	domains []noProxyDomain
+}
+
+// noProxyIP is an address entry; port "" matches every port.
+type noProxyIP struct {
+	ip   net.IP
+	port string
+}
+
+// noProxyDomain is a domain entry stored with a leading dot, so it matches
+// every subdomain; exact also matches the domain itself (entries written
+// without a leading "." or "*.").
+type noProxyDomain struct {
+	suffix string
+	port   string
+	exact  bool
+}
+
+// parseNoProxy parses a comma-separated NO_PROXY value. Entries that are
+// not understood are ignored, as net/http does.
+func parseNoProxy(v string) noProxy {
+	var n noProxy
+	if v == "*" {
+		n.all = true
+		return n
+	}
+	for _, e := range strings.Split(v, ",") {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if e == "" {
+			continue
+		}
+		if e == "*" {
+			n.all = true
+			return n
+		}
+		if _, cidr, err := net.ParseCIDR(e); err == nil {
+			n.nets = append(n.nets, cidr)
+			continue
+		}
+		host, port, err := net.SplitHostPort(e)
+		if err == nil {
+			if host == "" {
+				continue
+			}
+			if host[0] == '[' && host[len(host)-1] == ']' {
+				host = host[1 : len(host)-1]
+			}
+		} else {
+			host = e
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			n.ips = append(n.ips, noProxyIP{ip: ip, port: port})
+			continue
+		}
+		if host == "" {
+			continue
+		}
+		if strings.HasPrefix(host, "*.") {
+			host = host[1:]
+		}
+		d := noProxyDomain{suffix: host, port: port}
+		if host[0] != '.' {
+			d.exact, d.suffix = true, "."+host
+		}
+		n.domains = append(n.domains, d)
+	}
+	return n
+}
+
+// useProxy reports whether a request to u goes through the proxy: not for
+// localhost and loopback addresses, nor for NO_PROXY matches.
+func (n *noProxy) useProxy(u *url.URL) bool {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	// A host that does not survive the round trip through host:port is
+	// malformed; net/http connects to it directly (and fails there).
+	host, port, err := net.SplitHostPort(net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	if ip != nil && ip.IsLoopback() {
+		return false
+	}
+	host = strings.ToLower(strings.TrimSpace(host))
+	if n.all {
+		return false
+	}
+	if ip != nil {
+		for _, c := range n.nets {
+			if c.Contains(ip) {
+				return false
+			}
+		}
+		for _, e := range n.ips {
+			if e.ip.Equal(ip) && (e.port == "" || e.port == port) {
+				return false
+			}
+		}
+	}
+	for _, d := range n.domains {
+		if (strings.HasSuffix(host, d.suffix) || d.exact && host == d.suffix[1:]) && (d.port == "" || d.port == port) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseProxyURL parses a proxy variable the way net/http does: a value
 // without a scheme means http://value.
 func parseProxyURL(v string) (*url.URL, error) {
 	u, err := url.Parse(v)
