@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/mender-agent/mender-agent/trust/artifact"
 )
+
+// verifyMemoryLimit is the Go heap's soft limit while verifying.
+const verifyMemoryLimit = 96 << 20
 
 func verifyArtifactCommand() *command {
 	var keys []string
@@ -49,15 +54,19 @@ func verifyArtifactCommand() *command {
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
-					return &exitError{code: exitUsage, err: err}
+					return &exitError{code: exitUsage, err: fmt.Errorf("artifact: %w", err)}
 				}
 				defer f.Close()
 				in = f
 			}
+			// The xz reader's dictionary may take up to 64 MiB; a soft
+			// limit keeps the garbage it makes from doubling that on small
+			// devices.
+			debug.SetMemoryLimit(verifyMemoryLimit)
 			rep, err := artifact.Verify(ctx, in, artifact.Options{Keys: pubs})
 			if err != nil {
-				// Invalid and unreadable artifacts both mean "do not install".
-				return &exitError{code: exitFailure, err: err}
+				// 1: the Artifact is invalid; 2: it could not be read.
+				return &exitError{code: artifact.ExitCode(err), err: err}
 			}
 			if asJSON {
 				return rep.WriteJSON(std.out)
