@@ -18,7 +18,7 @@ datadir     ?= $(prefix)/share
 sysconfdir  ?= /etc
 systemd_unitdir ?= /lib/systemd/system
 
-.PHONY: yocto-mods all build cross run test test-unit test-race test-386 test-tpmsim deps lint bench install clean help
+.PHONY: yocto-mods all build cross run test test-unit test-race test-386 test-tpmsim test-qemu test-qemu-user deps lint bench install clean help
 
 all: build
 
@@ -57,7 +57,7 @@ deps:
 # test runs everything that can run on this machine. Tools are installed
 # first and MENDER_AGENT_REQUIRE_TOOLS=1 turns a missing tool into a
 # failure instead of a skip.
-test: deps lint test-race test-386 test-tpmsim
+test: deps lint test-race test-386 test-tpmsim test-qemu test-qemu-user
 	@echo "make test: all tiers passed"
 
 test-race:
@@ -76,12 +76,25 @@ test-tpmsim:
 		MENDER_AGENT_REQUIRE_TOOLS=1 CGO_ENABLED=1 $(GO) test -count=1 -tags tpmsimulator ./tpm/...; \
 	else echo "test-tpmsim: no C compiler; skipping the simulator tier"; fi
 
+# Real Linux guests (x86-64 with a TPM, arm64, armv7) boot the agent as a
+# service: see test/qemu. Kernels and guest files are cached in build/qemu.
+test-qemu:
+	scripts/qemu-prepare.sh build/qemu
+	MENDER_AGENT_REQUIRE_TOOLS=1 MENDER_AGENT_QEMU_DIR=$(CURDIR)/build/qemu $(GO) test -tags qemu -count=1 -timeout 15m ./test/qemu/
+
+# The module's tests as arm64 and armv7 binaries under qemu-user.
+test-qemu-user:
+	MENDER_AGENT_REQUIRE_TOOLS=1 test/qemu/qemu-user.sh arm64 armhf
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags tpmsimulator ./tpm/...
+	$(GO) vet -tags qemu ./test/qemu/
 	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags qemu ./test/qemu/
+	$(GO) tool staticcheck -tags tpmsimulator ./tpm/...
 	$(GO) mod verify >/dev/null
 
 bench: build bin/mender-testserver

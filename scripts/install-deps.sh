@@ -11,7 +11,7 @@ set -eu
 base="file dbus openssl ca-certificates util-linux systemd xz-utils zstd"
 tpm="swtpm swtpm-tools tpm2-tools tpm2-openssl"
 artifact="mender-artifact"
-qemu="qemu-system-x86 qemu-system-arm qemu-user-static busybox-static cpio"
+qemu="qemu-system-x86 qemu-system-arm qemu-user-static busybox-static cpio swtpm"
 
 want=""
 [ $# -eq 0 ] && set -- base
@@ -22,7 +22,7 @@ for tier in "$@"; do
 	artifact) want="$want $artifact" ;;
 	qemu) want="$want $qemu" ;;
 	bench) want="$want $base $tpm $artifact" ;;
-	all) want="$want $base $tpm $artifact" ;;
+	all) want="$want $base $tpm $artifact $qemu" ;;
 	*) echo "install-deps.sh: unknown tier \"$tier\" (want base, tpm, artifact, qemu, bench or all)" >&2; exit 2 ;;
 	esac
 done
