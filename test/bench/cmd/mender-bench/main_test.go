@@ -85,3 +85,31 @@ func TestBudgetVerdict(t *testing.T) {
 }
 
 func ptr(b bool) *bool { return &b }
+
+func TestUnitEnvironment(t *testing.T) {
+	tests := []struct {
+		name    string
+		unit    string
+		want    []string
+		wantErr string
+	}{
+		{name: "none", unit: "[Service]\nExecStart=/usr/bin/mender-agent daemon\n"},
+		{name: "one", unit: "[Service]\n# comment\nEnvironment=GOMEMLIMIT=6MiB\n", want: []string{"GOMEMLIMIT=6MiB"}},
+		{name: "several words and lines", unit: "Environment=A=1 B=2\n  Environment=\"C=x y\" D=\n", want: []string{"A=1", "B=2", "C=x y", "D="}},
+		{name: "commented out", unit: "#Environment=A=1\n"},
+		{name: "unterminated quote", unit: "Environment=\"A=1\n", wantErr: `line 1: unterminated quote`},
+		{name: "not an assignment", unit: "\nEnvironment=GOGC\n", wantErr: `line 2: "GOGC" is not NAME=value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := unitEnvironment(tt.unit)
+			if tt.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
