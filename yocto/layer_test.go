@@ -93,12 +93,6 @@ func TestLayerConf(t *testing.T) {
 	}
 }
 
-func recipeVars(t *testing.T, r *recipe) map[string]string {
-	t.Helper()
-	goImport, _ := r.get("GO_IMPORT")
-	return map[string]string{"GO_IMPORT": goImport, "BPN": "mender-agent", "PN": "mender-agent"}
-}
-
 func TestRecipe(t *testing.T) {
 	r := parseFile(t, recipePath)
 	base := filepath.Base(recipePath)
