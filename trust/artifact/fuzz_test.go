@@ -133,7 +133,7 @@ func FuzzHeader(f *testing.F) {
 			t.Fatalf("inconsistent header: %d payloads, %d type-info", len(h.info.Payloads), len(h.types))
 		}
 		for _, s := range h.scripts {
-			if !scriptName.MatchString(s) || strings.Contains(s, "/") {
+			if !scriptNameRE.MatchString(s) || strings.Contains(s, "/") {
 				t.Fatalf("script %q accepted", s)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 )
 
@@ -43,8 +42,45 @@ type header struct {
 	scripts  []string
 }
 
-// scriptName is the state script names a header may carry.
-var scriptName = regexp.MustCompile(`^(Idle|Sync|Download|ArtifactInstall|ArtifactReboot|ArtifactRollback|ArtifactRollbackReboot|ArtifactCommit|ArtifactFailure)_(Enter|Leave|Error)_[0-9]{2}(_[A-Za-z0-9_.,-]+)?$`)
+// validScriptName reports whether s is a state script name a header may
+// carry: <State>_<Enter|Leave|Error>_NN, optionally followed by "_" and a
+// description of one or more characters in [A-Za-z0-9_.,-], where State is
+// one of the Mender client's script states.
+func validScriptName(s string) bool {
+	state, rest, ok := strings.Cut(s, "_")
+	if !ok {
+		return false
+	}
+	switch state {
+	case "Idle", "Sync", "Download", "ArtifactInstall", "ArtifactReboot",
+		"ArtifactRollback", "ArtifactRollbackReboot", "ArtifactCommit", "ArtifactFailure":
+	default:
+		return false
+	}
+	action, rest, ok := strings.Cut(rest, "_")
+	if !ok || (action != "Enter" && action != "Leave" && action != "Error") {
+		return false
+	}
+	if len(rest) < 2 || !isDigit(rest[0]) || !isDigit(rest[1]) {
+		return false
+	}
+	if len(rest) == 2 {
+		return true
+	}
+	desc, ok := strings.CutPrefix(rest[2:], "_")
+	if !ok || desc == "" {
+		return false
+	}
+	for _, c := range []byte(desc) {
+		if !isDigit(c) && !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+			c != '_' && c != '.' && c != ',' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // parseHeader parses the decompressed header tar strictly: header-info
 // first, then scripts/<name>, then per payload headers/NNNN/type-info and an
@@ -82,7 +118,7 @@ func parseHeader(path string, r io.Reader) (*header, error) {
 			state = 1
 		case state == 1 && strings.HasPrefix(name, "scripts/"):
 			s := strings.TrimPrefix(name, "scripts/")
-			if !scriptName.MatchString(s) {
+			if !validScriptName(s) {
 				return nil, invalid(path, fmt.Sprintf("script name %q is not <State>_<Enter|Leave|Error>_NN[_description]", s))
 			}
 			for _, o := range h.scripts {
