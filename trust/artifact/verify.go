@@ -453,7 +453,6 @@ func (v *verifier) payload(name string, idx int, c compression, p *Payload) erro
 			bufs[i] = make([]byte, pipeChunkSize)
 		}
 		v.pipe = newPipe(bufs)
-		v.buf = make([]byte, pipeChunkSize)
 	}
 	v.pipe.start(v.ctx, dr)
 	err = v.payloadEntries(name, idx, p)
