@@ -12,33 +12,19 @@ import (
 const bootstrapTimeout = 30 * time.Second
 
 func bootstrapCommand() *command {
-	var force bool
-	var passFile string
+	var opts bootstrapOptions
 	return &command{
 		name:    "bootstrap",
 		summary: "make sure the device key exists and, with a server configured, authenticate once",
 		flags: func(o *options) {
-			o.Bool(&force, "F", "forcebootstrap", "generate a new device key; the replaced key is kept as mender-agent.pem.previous")
-			o.String(&passFile, "", "passphrase-file", "FILE", "", "read the device key passphrase from FILE ('-' for standard input)")
+			opts.register(o, "generate a new device key; the replaced key is kept as mender-agent.pem.previous")
 		},
-		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
-			if len(args) > 0 {
-				return usagef("bootstrap takes no arguments, got %q", args)
-			}
-			env, err := g.load(std.err)
+		run: func(ctx context.Context, g *globals, _ []string, std stdio) error {
+			env, pass, err := opts.prepare(ctx, g, std)
 			if err != nil {
 				return err
 			}
 			defer env.close()
-			pass, err := readPassphrase(passFile, std)
-			if err != nil {
-				return err
-			}
-			if force {
-				if err := env.rotateKey(ctx, pass); err != nil {
-					return err
-				}
-			}
 			key, err := env.loadKey(ctx, keyRequest{create: true, passphrase: pass})
 			if err != nil {
 				return err

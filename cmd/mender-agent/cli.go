@@ -21,6 +21,9 @@ type command struct {
 	usage   string // argument synopsis after the command name
 	// flags registers the command's own options.
 	flags func(o *options)
+	// args says the command takes positional arguments (described by
+	// usage); commands without them refuse any.
+	args bool
 	// run executes the command with its positional arguments.
 	run func(ctx context.Context, g *globals, args []string, std stdio) error
 }
@@ -149,6 +152,9 @@ func dispatch(ctx context.Context, args []string, std stdio) error {
 		if err := o.parse(rest[1:], cu); err != nil {
 			return err
 		}
+		if !c.args && o.fs.NArg() > 0 {
+			return usagef("%s takes no arguments, got %q", c.name, o.fs.Args())
+		}
 		return c.run(ctx, g, o.fs.Args(), std)
 	}
 	return usagef("unknown command %q", name)
@@ -190,4 +196,53 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// passphraseOption registers --passphrase-file for commands that load the
+// device key.
+func passphraseOption(o *options, p *string) {
+	o.String(p, "", "passphrase-file", "FILE", "", "read the device key passphrase from FILE ('-' for standard input)")
+}
+
+// bootstrapOptions are the key options daemon and bootstrap share with
+// mender-auth: -F/--forcebootstrap and --passphrase-file.
+type bootstrapOptions struct {
+	force    bool
+	passFile string
+}
+
+func (b *bootstrapOptions) register(o *options, forceHelp string) {
+	o.Bool(&b.force, "F", "forcebootstrap", forceHelp)
+	passphraseOption(o, &b.passFile)
+}
+
+// prepare loads the configuration and the passphrase and, with -F, makes a
+// new device key. The caller closes the environment.
+func (b *bootstrapOptions) prepare(ctx context.Context, g *globals, std stdio) (*environment, []byte, error) {
+	env, pass, err := g.loadWithPassphrase(b.passFile, std)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b.force {
+		if err := env.rotateKey(ctx, pass); err != nil {
+			env.close()
+			return nil, nil, err
+		}
+	}
+	return env, pass, nil
+}
+
+// loadWithPassphrase loads the configuration and reads the passphrase given
+// with --passphrase-file, if any. The caller closes the environment.
+func (g *globals) loadWithPassphrase(passFile string, std stdio) (*environment, []byte, error) {
+	env, err := g.load(std.err)
+	if err != nil {
+		return nil, nil, err
+	}
+	pass, err := readPassphrase(passFile, std)
+	if err != nil {
+		env.close()
+		return nil, nil, err
+	}
+	return env, pass, nil
 }

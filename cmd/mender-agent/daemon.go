@@ -28,38 +28,24 @@ import (
 const authTimeout = 30 * time.Second
 
 func daemonCommand() *command {
-	var force bool
-	var passFile string
+	var opts bootstrapOptions
 	return &command{
 		name:    "daemon",
 		summary: "run the agent: keep the device authenticated and serve the token over D-Bus",
 		flags: func(o *options) {
-			o.Bool(&force, "F", "forcebootstrap", "generate a new device key before starting (the old key is kept as .previous)")
-			o.String(&passFile, "", "passphrase-file", "FILE", "", "read the device key passphrase from FILE ('-' for standard input)")
+			opts.register(o, "generate a new device key before starting (the old key is kept as .previous)")
 		},
-		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
-			if len(args) > 0 {
-				return usagef("daemon takes no arguments, got %q", args)
-			}
+		run: func(ctx context.Context, g *globals, _ []string, std stdio) error {
 			// Catch SIGHUP from the start: its default action would kill
 			// a daemon that is still loading its key.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			env, err := g.load(std.err)
+			env, pass, err := opts.prepare(ctx, g, std)
 			if err != nil {
 				return err
 			}
 			defer env.close()
-			pass, err := readPassphrase(passFile, std)
-			if err != nil {
-				return err
-			}
-			if force {
-				if err := env.rotateKey(ctx, pass); err != nil {
-					return err
-				}
-			}
 			return runDaemon(ctx, hup, g, env, pass)
 		},
 	}

@@ -80,21 +80,14 @@ func showKeyCommand() *command {
 		summary: "print the device key's backend, type, SHA-256 fingerprint and public key",
 		flags: func(o *options) {
 			o.Bool(&asJSON, "", "json", "print JSON for scripts")
-			o.String(&passFile, "", "passphrase-file", "FILE", "", "read the device key passphrase from FILE ('-' for standard input)")
+			passphraseOption(o, &passFile)
 		},
-		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
-			if len(args) > 0 {
-				return usagef("show-key takes no arguments, got %q", args)
-			}
-			env, err := g.load(std.err)
+		run: func(ctx context.Context, g *globals, _ []string, std stdio) error {
+			env, pass, err := g.loadWithPassphrase(passFile, std)
 			if err != nil {
 				return err
 			}
 			defer env.close()
-			pass, err := readPassphrase(passFile, std)
-			if err != nil {
-				return err
-			}
 			k, err := env.loadKey(ctx, keyRequest{create: false, passphrase: pass})
 			if errors.Is(err, keystore.ErrKeyNotFound) {
 				return fmt.Errorf("%w; 'mender-agent bootstrap' (or the daemon) creates it", err)
@@ -124,10 +117,7 @@ func provisionCommand() *command {
 			o.String(&keyType, "", "key-type", "TYPE", "", "key type for a new key: ed25519, ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (default Security.AuthKeyType)")
 			o.String(&export, "", "export", "FORMAT", "json", "output format: json or csv")
 		},
-		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
-			if len(args) > 0 {
-				return usagef("provision takes no arguments, got %q", args)
-			}
+		run: func(ctx context.Context, g *globals, _ []string, std stdio) error {
 			if export != "json" && export != "csv" {
 				return usagef("--export %q: want json or csv", export)
 			}

@@ -34,10 +34,7 @@ func tokenCommand() *command {
 			o.Bool(&raw, "", "raw", "also print the raw token (it is a secret: never paste it into logs)")
 			o.String(&address, "", "bus", "ADDRESS", "", "D-Bus address (default $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
 		},
-		run: func(ctx context.Context, g *globals, args []string, std stdio) error {
-			if len(args) > 0 {
-				return usagef("token takes no arguments, got %q", args)
-			}
+		run: func(ctx context.Context, g *globals, _ []string, std stdio) error {
 			conn, err := dbus.Dial(address)
 			if err != nil {
 				return err

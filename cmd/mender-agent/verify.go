@@ -20,6 +20,7 @@ func verifyArtifactCommand() *command {
 		name:    "verify-artifact",
 		summary: "verify a Mender Artifact's signature and integrity (exit 0 valid, 1 invalid, 2 usage or unreadable key)",
 		usage:   "FILE|-",
+		args:    true,
 		flags: func(o *options) {
 			o.Func("k", "key", "KEY", "trusted public key (repeat for key rotation; default ArtifactVerifyKey(s) from mender.conf)", func(s string) error {
 				keys = append(keys, s)

@@ -12,10 +12,7 @@ func versionCommand() *command {
 	return &command{
 		name:    "version",
 		summary: "print the version, build time and Go runtime",
-		run: func(_ context.Context, _ *globals, args []string, std stdio) error {
-			if len(args) > 0 {
-				return usagef("version takes no arguments")
-			}
+		run: func(_ context.Context, _ *globals, _ []string, std stdio) error {
 			return printVersion(std.out)
 		},
 	}
