@@ -46,29 +46,9 @@ wait_for() { # FILE WHAT
 
 # 1. A private system-like bus that loads our shipped policy file.
 mkdir -p "$tmp/bus"
-cat >"$tmp/bus/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$tmp/bus/socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <include>$root/dist/io.mender.AuthenticationManager.conf</include>
-</busconfig>
-CONF
+sed -e "s|@SOCKET@|$tmp/bus/socket|" \
+	-e "s|@INCLUDES@|  <include>$root/dist/io.mender.AuthenticationManager.conf</include>|" \
+	"$root/test/dbustest/system-like.conf" >"$tmp/bus/bus.conf"
 dbus-daemon --config-file="$tmp/bus/bus.conf" --nofork --nopidfile --print-address=1 >"$tmp/bus/address" 2>"$tmp/bus.log" &
 pids="$pids $!"
 wait_for "$tmp/bus/address" dbus-daemon

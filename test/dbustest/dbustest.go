@@ -10,6 +10,7 @@ package dbustest
 
 import (
 	"bufio"
+	_ "embed"
 	"fmt"
 	"html"
 	"io"
@@ -58,39 +59,22 @@ func (w *lockedWriter) String() string {
 	return w.b.String()
 }
 
-// systemConfig mirrors the default policy of Debian's system.conf: every
-// user may connect and talk to the bus driver, signals and replies flow, but
-// owning names and calling methods need a hole punched by an included policy
-// file.
-const systemConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path=%s</listen>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-%s</busconfig>
-`
+// systemConfig is the bus configuration template; see its comment.
+//
+//go:embed system-like.conf
+var systemConfig string
+
+// Config returns a system-like bus configuration listening on the Unix
+// socket path and including each of policyFiles with <include>, which makes
+// dbus-daemon fail loudly on a missing or malformed file (<includedir>
+// would skip it silently).
+func Config(socket string, policyFiles ...string) string {
+	var inc strings.Builder
+	for _, p := range policyFiles {
+		fmt.Fprintf(&inc, "  <include>%s</include>\n", html.EscapeString(p))
+	}
+	return strings.NewReplacer("@SOCKET@", html.EscapeString(socket), "@INCLUDES@", inc.String()).Replace(systemConfig)
+}
 
 // Start starts a private system-like bus that includes each of policyFiles
 // (a missing or malformed file makes dbus-daemon, and so the test, fail).
@@ -107,17 +91,16 @@ func Start(t testing.TB, policyFiles ...string) *Bus {
 		}
 	}
 	socket := filepath.Join(dir, "bus")
-	var includes strings.Builder
-	for _, p := range policyFiles {
-		abs, err := filepath.Abs(p)
+	abs := make([]string, len(policyFiles))
+	for i, p := range policyFiles {
+		a, err := filepath.Abs(p)
 		if err != nil {
 			t.Fatalf("dbustest: policy file %s: %v", p, err)
 		}
-		fmt.Fprintf(&includes, "  <include>%s</include>\n", html.EscapeString(abs))
+		abs[i] = a
 	}
 	config := filepath.Join(dir, "bus.conf")
-	body := fmt.Sprintf(systemConfig, html.EscapeString(socket), includes.String())
-	if err := os.WriteFile(config, []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(Config(socket, abs...)), 0o644); err != nil {
 		t.Fatalf("dbustest: write %s: %v", config, err)
 	}
 	b := &Bus{daemon: daemon, config: config, socket: socket}
