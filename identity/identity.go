@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 )
 
 // DataDirEnv is the environment variable that moves the identity script's
@@ -60,6 +61,11 @@ func Parse(out []byte) (Data, error) {
 			return nil, fmt.Errorf("%w: line %d has no '=': %s", ErrMalformed, i+1, quote(line))
 		case len(key) == 0:
 			return nil, fmt.Errorf("%w: line %d has an empty key: %s", ErrMalformed, i+1, quote(line))
+		case !utf8.Valid(line):
+			// JSON would turn every invalid byte into U+FFFD, so two
+			// different keys could collapse into one and the identity
+			// would silently change.
+			return nil, fmt.Errorf("%w: line %d is not valid UTF-8: %s; print text, or encode binary values (for example in hex)", ErrMalformed, i+1, quote(line))
 		}
 		k := string(key)
 		d[k] = append(d[k], string(val))

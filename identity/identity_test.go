@@ -34,6 +34,7 @@ func TestParse(t *testing.T) {
 		{name: "line without equals", out: "mac=a\ngarbage line\n", wantErr: ErrMalformed, wantMsg: []string{"line 2", `"garbage line"`}},
 		{name: "carriage-return-only line is not empty", out: "mac=a\r\n\r\n", wantErr: ErrMalformed, wantMsg: []string{"line 2", `"\r"`}},
 		{name: "empty key", out: "=value\n", wantErr: ErrMalformed, wantMsg: []string{"line 1", "empty key"}},
+		{name: "invalid UTF-8 would collapse keys", out: "\x87=0\n\x84=1\n", wantErr: ErrMalformed, wantMsg: []string{"line 1", "not valid UTF-8"}},
 		{name: "long bad line quoted in part", out: strings.Repeat("x", 500), wantErr: ErrMalformed, wantMsg: []string{"line 1", `xxx"...`}},
 		{name: "no output", out: "", wantErr: ErrNoData},
 		{name: "only empty lines", out: "\n\n\n", wantErr: ErrNoData},
