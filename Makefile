@@ -18,7 +18,7 @@ datadir     ?= $(prefix)/share
 sysconfdir  ?= /etc
 systemd_unitdir ?= /lib/systemd/system
 
-.PHONY: yocto-mods all build cross run test test-unit test-race test-386 test-tpmsim test-qemu test-qemu-user deps lint bench install clean help
+.PHONY: yocto-mods all build cross run test test-unit test-race test-386 test-tpmsim test-qemu test-qemu-user test-fuzz fuzz deps lint bench install clean help
 
 all: build
 
@@ -57,7 +57,7 @@ deps:
 # test runs everything that can run on this machine. Tools are installed
 # first and MENDER_AGENT_REQUIRE_TOOLS=1 turns a missing tool into a
 # failure instead of a skip.
-test: deps lint test-race test-386 test-tpmsim test-qemu test-qemu-user
+test: deps lint test-race test-386 test-tpmsim test-fuzz test-qemu test-qemu-user
 	@echo "make test: all tiers passed"
 
 test-race:
@@ -75,6 +75,14 @@ test-tpmsim:
 	@if command -v gcc >/dev/null 2>&1; then \
 		MENDER_AGENT_REQUIRE_TOOLS=1 CGO_ENABLED=1 $(GO) test -count=1 -tags tpmsimulator ./tpm/...; \
 	else echo "test-tpmsim: no C compiler; skipping the simulator tier"; fi
+
+# Every fuzz target, coverage-guided, briefly (make test) or as long as
+# FUZZTIME says: make fuzz FUZZTIME=10m.
+test-fuzz:
+	FUZZTIME=4s scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
 
 # Real Linux guests (x86-64 with a TPM, arm64, armv7) boot the agent as a
 # service: see test/qemu. Kernels and guest files are cached in build/qemu.
