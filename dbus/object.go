@@ -82,11 +82,16 @@ type introspectable string
 // Introspect returns the XML description of the object.
 func (i introspectable) Introspect() (string, *godbus.Error) { return string(i), nil }
 
-// authObject is the exported io.mender.Authentication1 object. godbus
-// exports every exported method of the value it is given, so this type has
-// exactly the interface's methods and nothing else. godbus runs each call on
-// its own goroutine; both methods only read memory or make a non-blocking
-// request.
+// methods is i's method table for godbus.Conn.ExportMethodTable.
+func (i introspectable) methods() map[string]any {
+	return map[string]any{"Introspect": i.Introspect}
+}
+
+// authObject is the exported io.mender.Authentication1 object; its
+// methods are exported by name with godbus.Conn.ExportMethodTable, never
+// with Export (see TestNoReflectMethod in cmd/mender-agent). godbus runs
+// each call on its own goroutine; both methods only read memory or make a
+// non-blocking request.
 type authObject struct {
 	svc      TokenService
 	localURL func(agent.Token) string

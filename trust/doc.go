@@ -12,8 +12,8 @@
 // and the loopback forwarder) and runs the connectivity checks behind
 // `mender-agent check`.
 //
-// Package trust is a leaf: it imports the standard library, logrus and
-// golang.org/x/net/http/httpproxy only, and must never import the agent core,
+// Package trust is a leaf: it imports the standard library and logrus only,
+// and must never import the agent core,
 // godbus or go-tpm (a TPM key arrives as a crypto.Signer through Config).
 // Artifact signature verification lives in the separate package
 // trust/artifact.
