@@ -135,3 +135,42 @@ func TestTPMRotationKeepsEveryKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, before, after)
 }
+
+// provision on a factory line creates the key in the TPM without any
+// server and prints the identity and the TPM key's public key, the same
+// key show-key reports; a second run keeps it.
+func TestProvisionIntoTPM(t *testing.T) {
+	sw := tpmtest.Start(t)
+	dir := t.TempDir()
+	share := filepath.Join(dir, "share")
+	require.NoError(t, os.MkdirAll(filepath.Join(share, "identity"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(share, "identity", "mender-device-identity"),
+		[]byte("#!/bin/sh\necho mac=02:00:00:00:00:09\n"), 0o755))
+	t.Setenv("MENDER_DATA_DIR", share)
+	data := filepath.Join(dir, "data")
+	conf := writeConf(t, dir, map[string]any{"Security": map[string]any{"AuthKeyBackend": "tpm", "TPMDevice": sw.Device()}})
+
+	provision := func() map[string]any {
+		code, out, errOut := runCLI(t, "-c", conf, "-d", data, "provision", "--export", "json")
+		require.Equal(t, exitOK, code, errOut)
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &rec), out)
+		return rec
+	}
+	first := provision()
+	assert.Equal(t, map[string]any{"mac": "02:00:00:00:00:09"}, first["identity_data"])
+	keyFile, err := os.ReadFile(filepath.Join(data, "mender-agent.pem"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(keyFile), "-----BEGIN TSS2 PRIVATE KEY-----"))
+
+	code, out, errOut := runCLI(t, "-c", conf, "-d", data, "show-key", "--json")
+	require.Equal(t, exitOK, code, errOut)
+	var info struct {
+		Backend   string `json:"backend"`
+		PublicKey string `json:"public_key"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &info))
+	assert.Equal(t, "tpm", info.Backend)
+	assert.Equal(t, info.PublicKey, first["pubkey"])
+	assert.Equal(t, first, provision(), "provisioning again keeps the key")
+}
