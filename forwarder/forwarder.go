@@ -39,7 +39,7 @@ const (
 	readHeaderTimeout = 30 * time.Second
 	// shutdownGrace is how long Run lets requests in flight finish after
 	// its context is done; WebSocket sessions are closed after it.
-	shutdownGrace = 5 * time.Second
+	shutdownGrace = 500 * time.Millisecond
 )
 
 // AuthPathPrefix is the device authentication API, which the forwarder

@@ -210,10 +210,9 @@ func parseProxyURL(v string) (*url.URL, error) {
 	if err != nil && strings.Contains(v, "://") {
 		// Report the parser's reason without the URL it quotes, which
 		// may hold a password.
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			return nil, ue.Err
-		}
-		return nil, errors.New("not a URL")
+		// url.Error's inner message can quote part of the value (a bad
+		// percent escape in the password), so none of it is used.
+		return nil, errors.New("not a valid URL (check its percent-encoding and port)")
 	}
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		if u2, err2 := url.Parse("http://" + v); err2 == nil {

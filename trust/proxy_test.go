@@ -255,7 +255,9 @@ func TestBadProxySettings(t *testing.T) {
 		{name: "path", env: map[string]string{"http_proxy": "http://proxy.example.com:3128/some/path"},
 			want: "proxy variable http_proxy=http://proxy.example.com:3128/some/path: a proxy URL has no path or query; use http://[user:password@]host:port"},
 		{name: "bad port keeps the password secret", env: map[string]string{"HTTPS_PROXY": "http://dev:hunter2@proxy.example.com:port"},
-			want: `proxy variable HTTPS_PROXY=xxxxx@proxy.example.com:port: invalid port ":port" after host; use http://[user:password@]host:port`},
+			want: `proxy variable HTTPS_PROXY=xxxxx@proxy.example.com:port: not a valid URL (check its percent-encoding and port); use http://[user:password@]host:port`},
+		{name: "bad escape keeps the password secret", env: map[string]string{"HTTPS_PROXY": "http://dev:pa%zzword@proxy.example.com:3128"},
+			want: `proxy variable HTTPS_PROXY=xxxxx@proxy.example.com:3128: not a valid URL (check its percent-encoding and port); use http://[user:password@]host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -128,4 +129,16 @@ func TestJournalFormatterHasNoTimestamps(t *testing.T) {
 	l = newTestLogger(&buf, newFormatter(func(string) string { return "" }))
 	l.Info("hello")
 	assert.Contains(t, buf.String(), "time=")
+}
+
+func TestInterruptedCommandFails(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	dir := t.TempDir()
+	conf := writeConf(t, dir, map[string]any{"ServerURL": "https://127.0.0.1:1"})
+	code := run(ctx, []string{"-c", conf, "-d", filepath.Join(dir, "data"), "bootstrap"}, stdio{in: strings.NewReader(""), out: &out, err: &errb})
+	assert.Equal(t, exitFailure, code, errb.String())
+	assert.Contains(t, errb.String(), "interrupted")
+	assert.NotContains(t, out.String(), "authenticated")
 }

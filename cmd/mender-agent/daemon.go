@@ -47,7 +47,12 @@ func daemonCommand() *command {
 				return err
 			}
 			defer env.close()
-			return runDaemon(ctx, hup, g, env, pass)
+			err = runDaemon(ctx, hup, g, env, pass)
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				// SIGTERM or SIGINT: a clean stop.
+				return nil
+			}
+			return err
 		},
 	}
 }

@@ -92,6 +92,7 @@ type environment struct {
 }
 
 func (e *environment) close() {
+	_ = e.clientKeys.Close()
 	for _, c := range e.closers {
 		_ = c.Close()
 	}

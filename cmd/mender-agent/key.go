@@ -92,13 +92,9 @@ func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, 
 		if strings.EqualFold(keyType, "ed25519") {
 			return nil, fmt.Errorf("configuration Security.AuthKeyType \"ed25519\" cannot be used with the TPM backend: TPM 2.0 chips do not implement Ed25519; use ecdsa-p256 (the default) or rsa-2048")
 		}
-		var parentPW []byte
-		if f := sec.TPMParentPasswordFile; f != "" {
-			pw, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("configuration Security.TPMParentPasswordFile: %w", err)
-			}
-			parentPW = []byte(strings.TrimRight(string(pw), "\r\n"))
+		parentPW, err := e.tpmParentPassword()
+		if err != nil {
+			return nil, err
 		}
 		k, err := tpm.LoadOrCreate(ctx, tpm.Options{
 			Device:            sec.TPMDevice,
@@ -147,6 +143,20 @@ func (e *environment) privateKeyFile(path string) error {
 	return nil
 }
 
+// tpmParentPassword reads Security.TPMParentPasswordFile, if set: the
+// owner hierarchy's authorization, needed for every TPM key operation.
+func (e *environment) tpmParentPassword() ([]byte, error) {
+	f := e.cfg.Security.TPMParentPasswordFile
+	if f == "" {
+		return nil, nil
+	}
+	pw, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("configuration Security.TPMParentPasswordFile: %w", err)
+	}
+	return []byte(strings.TrimRight(string(pw), "\r\n")), nil
+}
+
 func tpmKeyExists(path string) bool {
 	data, err := os.ReadFile(path)
 	return err == nil && tpm.IsTSS2PEM(data)
@@ -187,14 +197,27 @@ func (e *environment) loadFileKey(req keyRequest, path string, static bool, keyT
 // clientKeyCache hands the trust store the mTLS key, loading it again only
 // when the key file itself changed: the store asks whenever the certificate
 // or the key file changes and on every reload, and each TPM load takes TPM
-// object memory. A replaced TPM key is closed. It is safe for concurrent
-// use.
+// object memory. TPM keys stay open until Close: the store may keep
+// signing with an earlier key when a new certificate and key pair turns
+// out to be unusable. It is safe for concurrent use.
 type clientKeyCache struct {
-	mu     sync.Mutex
-	path   string
-	stamp  string
-	signer crypto.Signer
-	closer io.Closer
+	mu      sync.Mutex
+	path    string
+	stamp   string
+	signer  crypto.Signer
+	closers []io.Closer
+}
+
+// Close releases every TPM key the cache loaded.
+func (c *clientKeyCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, cl := range c.closers {
+		errs = append(errs, cl.Close())
+	}
+	c.closers, c.signer = nil, nil
+	return errors.Join(errs...)
 }
 
 func fileStamp(path string) (string, error) {
@@ -223,10 +246,10 @@ func (c *clientKeyCache) load(e *environment, tpmDevice, path string) (crypto.Si
 	if err != nil {
 		return nil, err
 	}
-	if c.closer != nil {
-		_ = c.closer.Close()
+	if closer != nil {
+		c.closers = append(c.closers, closer)
 	}
-	c.path, c.stamp, c.signer, c.closer = path, stamp, signer, closer
+	c.path, c.stamp, c.signer = path, stamp, signer
 	return signer, nil
 }
 
@@ -239,10 +262,15 @@ func (e *environment) loadClientKey(tpmDevice, path string) (signer crypto.Signe
 		return nil, nil, fmt.Errorf("configuration HttpsClient.Key: %w", err)
 	}
 	if tpm.IsTSS2PEM(data) {
+		parentPW, err := e.tpmParentPassword()
+		if err != nil {
+			return nil, nil, err
+		}
 		k, err := tpm.Load(context.Background(), tpm.Options{
-			Device: tpmDevice,
-			Path:   path,
-			Logger: e.component("tpm"),
+			Device:         tpmDevice,
+			Path:           path,
+			ParentPassword: parentPW,
+			Logger:         e.component("tpm"),
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("configuration HttpsClient.Key %s: %w", path, err)

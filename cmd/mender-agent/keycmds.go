@@ -20,6 +20,18 @@ import (
 // overwriting an earlier kept key) and the new one takes its place, so a
 // failure at any step leaves a usable key at the path.
 func rotateTPMKey(ctx context.Context, e *environment, path string) error {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		// Nothing to replace: create the first key.
+		k, err := e.loadKey(ctx, keyRequest{create: true})
+		if err != nil {
+			return err
+		}
+		return k.close()
+	}
+	parentPW, err := e.tpmParentPassword()
+	if err != nil {
+		return err
+	}
 	staged := path + ".new"
 	// A staged key left by an interrupted rotation never served as the
 	// device's identity; start over.
@@ -27,11 +39,12 @@ func rotateTPMKey(ctx context.Context, e *environment, path string) error {
 		return fmt.Errorf("--forcebootstrap: %w", err)
 	}
 	k, err := tpm.LoadOrCreate(ctx, tpm.Options{
-		Device:   e.cfg.Security.TPMDevice,
-		Path:     staged,
-		Type:     e.cfg.Security.AuthKeyType,
-		Generate: true,
-		Logger:   e.component("tpm"),
+		Device:         e.cfg.Security.TPMDevice,
+		Path:           staged,
+		Type:           e.cfg.Security.AuthKeyType,
+		Generate:       true,
+		ParentPassword: parentPW,
+		Logger:         e.component("tpm"),
 	})
 	if err != nil {
 		return fmt.Errorf("--forcebootstrap: create the new TPM key: %w", err)

@@ -174,3 +174,22 @@ func TestProvisionIntoTPM(t *testing.T) {
 	assert.Equal(t, info.PublicKey, first["pubkey"])
 	assert.Equal(t, first, provision(), "provisioning again keeps the key")
 }
+
+// bootstrap -F with the TPM backend and no key yet simply creates the
+// first key, as the file backend does.
+func TestTPMForceBootstrapWithoutKey(t *testing.T) {
+	sw := tpmtest.Start(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data") // does not exist yet
+	conf := writeConf(t, dir, map[string]any{"Security": map[string]any{"AuthKeyBackend": "tpm", "TPMDevice": sw.Device()}})
+	code, out, errOut := runCLI(t, "-c", conf, "-d", data, "bootstrap", "-F")
+	require.Equal(t, exitOK, code, errOut)
+	assert.Contains(t, out, "tpm backend")
+	entries, err := os.ReadDir(data)
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "only the new key: no .previous, no staged .new")
+	assert.Equal(t, "mender-agent.pem", entries[0].Name())
+	fi, err := os.Stat(data)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+}

@@ -87,7 +87,10 @@ func exitCode(err error, stderr io.Writer) int {
 		return ee.code
 	}
 	if errors.Is(err, context.Canceled) {
-		return exitOK
+		// Only the daemon treats SIGTERM/SIGINT as a normal end; any
+		// other command that was interrupted did not finish its work.
+		fmt.Fprintln(stderr, "mender-agent: interrupted before the command finished")
+		return exitFailure
 	}
 	fmt.Fprintln(stderr, "mender-agent:", err)
 	return exitFailure
