@@ -237,6 +237,22 @@ func Rotate(opts Options) (*Key, error) {
 	return k, nil
 }
 
+// KeepPrevious copies the key file at path to path+PreviousSuffix before
+// another backend (the TPM) replaces it, renaming a different earlier kept
+// key out of the way as Rotate does, and returns where the key was kept.
+// Nothing is deleted; the file at path is left in place.
+func KeepPrevious(path string, now time.Time) (string, error) {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("keep previous key: %w", err)
+	}
+	prev := path + PreviousSuffix
+	if err := keepPrevious(prev, old, now); err != nil {
+		return "", err
+	}
+	return prev, nil
+}
+
 // keepPrevious stores the current key's bytes at prev, first renaming a
 // different earlier .previous out of the way.
 func keepPrevious(prev string, old []byte, now time.Time) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mender-agent/mender-agent/config"
 	"github.com/mender-agent/mender-agent/keystore"
 )
 
@@ -35,11 +36,11 @@ func bootstrapCommand() *command {
 				return err
 			}
 			fmt.Fprintf(std.out, "device key: %s (%s backend, %s)\n", key.path, key.backend, fp)
-			if len(serverURLs(env.cfg)) == 0 {
+			if len(env.cfg.ServerURLs()) == 0 {
 				fmt.Fprintln(std.out, "no server configured; not authenticating")
 				return nil
 			}
-			store, err := env.newTrust(key)
+			store, err := env.newTrust()
 			if err != nil {
 				return err
 			}
@@ -68,11 +69,11 @@ func (e *environment) rotateKey(ctx context.Context, pass []byte) error {
 	if static {
 		return fmt.Errorf("--forcebootstrap: the device key %s is static (Security.AuthPrivateKey) and is never replaced", path)
 	}
-	backend, err := backendFor(path, e.cfg.Security.AuthKeyBackend)
+	backend, _, err := backendFor(path, e.cfg.Security.AuthKeyBackend)
 	if err != nil {
 		return err
 	}
-	if backend == backendTPM {
+	if backend == config.BackendTPM {
 		return rotateTPMKey(ctx, e, path)
 	}
 	k, err := keystore.Rotate(keystore.Options{

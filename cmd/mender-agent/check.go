@@ -27,7 +27,7 @@ func checkCommand() *command {
 			}
 			defer env.close()
 			report(true, "configuration", "loaded")
-			servers := serverURLs(env.cfg)
+			servers := env.cfg.ServerURLs()
 			if len(servers) == 0 {
 				report(false, "servers", "no ServerURL or Servers configured")
 			}
@@ -39,11 +39,7 @@ func checkCommand() *command {
 				info, _ := keyInfo(key)
 				report(true, "device key", fmt.Sprintf("%s, %s backend, %s", info.Type, info.Backend, info.Fingerprint))
 			}
-			var dk *deviceKey
-			if err == nil {
-				dk = key
-			}
-			store, err := env.newTrust(dk)
+			store, err := env.newTrust()
 			if err != nil {
 				report(false, "trust", err.Error())
 			} else if len(servers) > 0 {

@@ -17,7 +17,6 @@ import (
 	"github.com/mender-agent/mender-agent/agent"
 	"github.com/mender-agent/mender-agent/agent/authapi"
 	"github.com/mender-agent/mender-agent/agent/tokencache"
-	"github.com/mender-agent/mender-agent/config"
 	"github.com/mender-agent/mender-agent/dbus"
 	"github.com/mender-agent/mender-agent/forwarder"
 	"github.com/mender-agent/mender-agent/identity"
@@ -64,13 +63,8 @@ func readPassphrase(arg string, std stdio) ([]byte, error) {
 	return keystore.ReadPassphrase(arg, std.in)
 }
 
-// servers returns the configured server URLs in failover order.
-func serverURLs(cfg *config.Config) []string {
-	return cfg.ServerURLs()
-}
-
 // newTrust builds the TLS trust store from the configuration.
-func (e *environment) newTrust(key *deviceKey) (*trust.Store, error) {
+func (e *environment) newTrust() (*trust.Store, error) {
 	c := e.cfg
 	tc := trust.Config{
 		ServerCertificate: c.ServerCertificate,
@@ -83,10 +77,10 @@ func (e *environment) newTrust(key *deviceKey) (*trust.Store, error) {
 		Logger:            e.component("trust"),
 	}
 	if c.HTTPSClient.Key != "" {
-		// The store calls this from handshakes; bind the device now so a
-		// reload of the configuration cannot race with it.
-		dev := c.Security.TPMDevice
-		tc.LoadClientKey = func(path string) (crypto.Signer, error) { return e.clientKeys.load(e, dev, path) }
+		// The store calls this from handshakes; bind the TPM settings now
+		// so a reload of the configuration cannot race with it.
+		sec := c.Security
+		tc.LoadClientKey = func(path string) (crypto.Signer, error) { return e.clientKeys.load(e, sec, path) }
 	}
 	return trust.New(tc)
 }
@@ -100,7 +94,7 @@ func (e *environment) authenticator(key *deviceKey, store *trust.Store) (*authap
 		Logger:  e.component("identity"),
 	}
 	return authapi.New(authapi.Config{
-		Servers:     serverURLs(c),
+		Servers:     c.ServerURLs(),
 		TenantToken: c.TenantToken.Reveal(),
 		Tier:        c.DeviceTier,
 		Signer:      key.signer,
@@ -126,7 +120,7 @@ func (e *environment) binding(key *deviceKey) (tokencache.Binding, error) {
 	if err != nil {
 		return tokencache.Binding{}, err
 	}
-	return tokencache.NewBinding(serverURLs(e.cfg), e.cfg.TenantToken.Reveal(), fp), nil
+	return tokencache.NewBinding(e.cfg.ServerURLs(), e.cfg.TenantToken.Reveal(), fp), nil
 }
 
 // swappableAuth lets SIGHUP replace the server client without touching the
@@ -171,7 +165,6 @@ type hintError struct {
 
 func (e *hintError) Error() string { return e.err.Error() + "; hint: " + e.hint }
 func (e *hintError) Unwrap() error { return e.err }
-func (e *hintError) Hint() string  { return e.hint }
 
 // daemonMemoryLimit is the Go runtime's soft memory limit for the daemon
 // when GOMEMLIMIT is not set: the live heap is about 1 MiB, and without a
@@ -185,7 +178,7 @@ func runDaemon(ctx context.Context, hup <-chan os.Signal, g *globals, env *envir
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(daemonMemoryLimit)
 	}
-	if len(serverURLs(env.cfg)) == 0 {
+	if len(env.cfg.ServerURLs()) == 0 {
 		return errors.New("no server configured: set ServerURL (or Servers) in " + func() string { p, _ := g.mainConfig(); return p }())
 	}
 	if !env.cfg.DBus.Enabled {
@@ -202,7 +195,7 @@ func runDaemon(ctx context.Context, hup <-chan os.Signal, g *globals, env *envir
 	fp, _ := keystore.Fingerprint(key.signer.Public())
 	log.WithFields(logrus.Fields{"backend": key.backend, fieldPath: key.path, "fingerprint": fp}).Info("device key loaded")
 
-	store, err := env.newTrust(key)
+	store, err := env.newTrust()
 	if err != nil {
 		return err
 	}
@@ -211,7 +204,7 @@ func runDaemon(ctx context.Context, hup <-chan os.Signal, g *globals, env *envir
 		return err
 	}
 	auth := &swappableAuth{}
-	auth.set(client, store, serverURLs(env.cfg))
+	auth.set(client, store, env.cfg.ServerURLs())
 	transport := &swappableTransport{}
 	transport.set(store.Transport())
 
@@ -244,7 +237,7 @@ func runDaemon(ctx context.Context, hup <-chan os.Signal, g *globals, env *envir
 		BackoffMax:          env.cfg.BackoffMax(),
 		// Each server may take up to authTimeout; the attempt must outlast
 		// trying all of them.
-		AttemptTimeout: time.Duration(len(serverURLs(env.cfg)))*authTimeout + 10*time.Second,
+		AttemptTimeout: time.Duration(len(env.cfg.ServerURLs()))*authTimeout + 10*time.Second,
 	})
 	if err != nil {
 		return err

@@ -14,14 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mender-agent/mender-agent/config"
 	"github.com/mender-agent/mender-agent/keystore"
 	"github.com/mender-agent/mender-agent/tpm"
-)
-
-// Key backends.
-const (
-	backendFile = "file"
-	backendTPM  = "tpm"
 )
 
 // deviceKey is the loaded device key with what the commands report about
@@ -46,33 +41,33 @@ type keyRequest struct {
 // backendFor decides which backend owns the key at path: an existing file
 // is read by the backend its PEM block type names, so software and TPM keys
 // coexist and switching needs no migration; a missing file is created by
-// the configured backend.
-func backendFor(path, configured string) (string, error) {
+// the configured backend. exists reports whether the file is there.
+func backendFor(path, configured string) (backend string, exists bool, err error) {
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		if tpm.IsTSS2PEM(data) {
-			return backendTPM, nil
+			return config.BackendTPM, true, nil
 		}
-		return backendFile, nil
+		return config.BackendFile, true, nil
 	case errors.Is(err, fs.ErrNotExist):
 	case errors.Is(err, fs.ErrPermission):
-		return "", fmt.Errorf("device key %s: %w", path, err)
+		return "", false, fmt.Errorf("device key %s: %w", path, err)
 	}
 	switch strings.ToLower(configured) {
-	case "", backendFile:
-		return backendFile, nil
-	case backendTPM:
-		return backendTPM, nil
+	case "", config.BackendFile:
+		return config.BackendFile, false, nil
+	case config.BackendTPM:
+		return config.BackendTPM, false, nil
 	}
-	return "", fmt.Errorf("configuration Security.AuthKeyBackend %q: want \"file\" or \"tpm\"", configured)
+	return "", false, fmt.Errorf("configuration Security.AuthKeyBackend %q: want \"file\" or \"tpm\"", configured)
 }
 
 // loadKey loads (and, when allowed, creates) the device key.
 func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, error) {
 	path, static := e.keyPath()
 	sec := e.cfg.Security
-	backend, err := backendFor(path, sec.AuthKeyBackend)
+	backend, exists, err := backendFor(path, sec.AuthKeyBackend)
 	if err != nil {
 		return nil, err
 	}
@@ -88,11 +83,8 @@ func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, 
 		}
 	}
 	switch backend {
-	case backendTPM:
-		if strings.EqualFold(keyType, "ed25519") {
-			return nil, fmt.Errorf("configuration Security.AuthKeyType \"ed25519\" cannot be used with the TPM backend: TPM 2.0 chips do not implement Ed25519; use ecdsa-p256 (the default) or rsa-2048")
-		}
-		parentPW, err := e.tpmParentPassword()
+	case config.BackendTPM:
+		parentPW, err := tpmParentPassword(sec)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +99,7 @@ func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, 
 			Now:               time.Now,
 		})
 		if err != nil {
-			if errors.Is(err, tpm.ErrNoDevice) && sec.TPMFallbackToFile && !tpmKeyExists(path) {
+			if errors.Is(err, tpm.ErrNoDevice) && sec.TPMFallbackToFile && !exists {
 				e.component("key").WithError(err).Warn("no TPM found; Security.TPMFallbackToFile is set, so the device key is kept in a file instead")
 				return e.loadFileKey(req, path, static, keyType)
 			}
@@ -119,7 +111,7 @@ func (e *environment) loadKey(ctx context.Context, req keyRequest) (*deviceKey, 
 				return nil, err
 			}
 		}
-		return &deviceKey{signer: k, backend: backendTPM, path: path, close: k.Close}, nil
+		return &deviceKey{signer: k, backend: tpm.Backend, path: path, close: k.Close}, nil
 	default:
 		return e.loadFileKey(req, path, static, keyType)
 	}
@@ -145,8 +137,8 @@ func (e *environment) privateKeyFile(path string) error {
 
 // tpmParentPassword reads Security.TPMParentPasswordFile, if set: the
 // owner hierarchy's authorization, needed for every TPM key operation.
-func (e *environment) tpmParentPassword() ([]byte, error) {
-	f := e.cfg.Security.TPMParentPasswordFile
+func tpmParentPassword(sec config.Security) ([]byte, error) {
+	f := sec.TPMParentPasswordFile
 	if f == "" {
 		return nil, nil
 	}
@@ -155,11 +147,6 @@ func (e *environment) tpmParentPassword() ([]byte, error) {
 		return nil, fmt.Errorf("configuration Security.TPMParentPasswordFile: %w", err)
 	}
 	return []byte(strings.TrimRight(string(pw), "\r\n")), nil
-}
-
-func tpmKeyExists(path string) bool {
-	data, err := os.ReadFile(path)
-	return err == nil && tpm.IsTSS2PEM(data)
 }
 
 func (e *environment) loadFileKey(req keyRequest, path string, static bool, keyType string) (*deviceKey, error) {
@@ -191,7 +178,7 @@ func (e *environment) loadFileKey(req keyRequest, path string, static bool, keyT
 		}
 		return nil, err
 	}
-	return &deviceKey{signer: k, backend: backendFile, path: path, close: func() error { return nil }}, nil
+	return &deviceKey{signer: k, backend: keystore.BackendFile, path: path, close: func() error { return nil }}, nil
 }
 
 // clientKeyCache hands the trust store the mTLS key, loading it again only
@@ -232,7 +219,7 @@ func fileStamp(path string) (string, error) {
 	return stamp, nil
 }
 
-func (c *clientKeyCache) load(e *environment, tpmDevice, path string) (crypto.Signer, error) {
+func (c *clientKeyCache) load(e *environment, sec config.Security, path string) (crypto.Signer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	stamp, err := fileStamp(path)
@@ -242,7 +229,7 @@ func (c *clientKeyCache) load(e *environment, tpmDevice, path string) (crypto.Si
 	if c.signer != nil && c.path == path && c.stamp == stamp {
 		return c.signer, nil
 	}
-	signer, closer, err := e.loadClientKey(tpmDevice, path)
+	signer, closer, err := e.loadClientKey(sec, path)
 	if err != nil {
 		return nil, err
 	}
@@ -256,18 +243,18 @@ func (c *clientKeyCache) load(e *environment, tpmDevice, path string) (crypto.Si
 // loadClientKey loads the mTLS key at path for the trust store: a TSS2 key
 // file is used through the TPM, anything else is read as a PEM file key.
 // closer is non-nil for keys that hold TPM resources.
-func (e *environment) loadClientKey(tpmDevice, path string) (signer crypto.Signer, closer io.Closer, err error) {
+func (e *environment) loadClientKey(sec config.Security, path string) (signer crypto.Signer, closer io.Closer, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("configuration HttpsClient.Key: %w", err)
 	}
 	if tpm.IsTSS2PEM(data) {
-		parentPW, err := e.tpmParentPassword()
+		parentPW, err := tpmParentPassword(sec)
 		if err != nil {
 			return nil, nil, err
 		}
 		k, err := tpm.Load(context.Background(), tpm.Options{
-			Device:         tpmDevice,
+			Device:         sec.TPMDevice,
 			Path:           path,
 			ParentPassword: parentPW,
 			Logger:         e.component("tpm"),

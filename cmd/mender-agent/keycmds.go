@@ -16,9 +16,9 @@ import (
 )
 
 // rotateTPMKey replaces the TPM device key: the new key is created first
-// (beside the old one), then the old key file is kept as .previous (never
-// overwriting an earlier kept key) and the new one takes its place, so a
-// failure at any step leaves a usable key at the path.
+// (beside the old one), then the old key file is kept as .previous the way
+// the file keystore keeps it, and the new one takes its place, so a failure
+// at any step leaves a usable key at the path.
 func rotateTPMKey(ctx context.Context, e *environment, path string) error {
 	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		// Nothing to replace: create the first key.
@@ -28,7 +28,8 @@ func rotateTPMKey(ctx context.Context, e *environment, path string) error {
 		}
 		return k.close()
 	}
-	parentPW, err := e.tpmParentPassword()
+	sec := e.cfg.Security
+	parentPW, err := tpmParentPassword(sec)
 	if err != nil {
 		return err
 	}
@@ -39,9 +40,9 @@ func rotateTPMKey(ctx context.Context, e *environment, path string) error {
 		return fmt.Errorf("--forcebootstrap: %w", err)
 	}
 	k, err := tpm.LoadOrCreate(ctx, tpm.Options{
-		Device:         e.cfg.Security.TPMDevice,
+		Device:         sec.TPMDevice,
 		Path:           staged,
-		Type:           e.cfg.Security.AuthKeyType,
+		Type:           sec.AuthKeyType,
 		Generate:       true,
 		ParentPassword: parentPW,
 		Logger:         e.component("tpm"),
@@ -50,34 +51,18 @@ func rotateTPMKey(ctx context.Context, e *environment, path string) error {
 		return fmt.Errorf("--forcebootstrap: create the new TPM key: %w", err)
 	}
 	_ = k.Close()
-	prev := unusedName(path+".previous", time.Now())
-	if err := os.Rename(path, prev); err != nil {
-		return fmt.Errorf("--forcebootstrap: keep the old key as %s: %w", prev, err)
+	prev, err := keystore.KeepPrevious(path, time.Now())
+	if err != nil {
+		return fmt.Errorf("--forcebootstrap: %w", err)
 	}
 	if err := os.Rename(staged, path); err != nil {
-		return fmt.Errorf("--forcebootstrap: install the new key (the old one is at %s): %w", prev, err)
+		return fmt.Errorf("--forcebootstrap: install the new key (the old one is kept at %s): %w", prev, err)
 	}
 	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("--forcebootstrap: %w", err)
 	}
 	e.component("tpm").WithField(fieldPath, prev).Warn("new TPM device key generated; the old key file was kept; the server will list this device as pending until the new key is accepted")
 	return nil
-}
-
-// unusedName returns base if nothing exists there, else base with a UTC
-// time stamp (and a counter if needed): kept keys are never overwritten.
-func unusedName(base string, now time.Time) string {
-	if _, err := os.Lstat(base); errors.Is(err, fs.ErrNotExist) {
-		return base
-	}
-	stamped := base + "-" + now.UTC().Format("20060102T150405Z")
-	name := stamped
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(name); errors.Is(err, fs.ErrNotExist) {
-			return name
-		}
-		name = fmt.Sprintf("%s-%d", stamped, i)
-	}
 }
 
 // keyInfo describes a loaded key for show-key and provision.

@@ -75,7 +75,7 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, g *globals, env *env
 		store := rt.store
 		env.cfg = next.cfg
 		if trustSettings(old) != trustSettings(next.cfg) {
-			s, err := env.newTrust(key)
+			s, err := env.newTrust()
 			if err != nil {
 				env.cfg = old
 				log.WithError(err).Error("configuration reload refused: the new trust settings do not work; keeping the running configuration")
@@ -96,12 +96,12 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, g *globals, env *env
 			rt.transport.set(store.Transport())
 			log.Info("trust settings changed; new connections use them")
 		}
-		rt.auth.set(client, store, serverURLs(env.cfg))
+		rt.auth.set(client, store, env.cfg.ServerURLs())
 		env.log.SetLevel(next.log.GetLevel())
 		if restartSettings(old) != restartSettings(env.cfg) {
 			log.Warn("changes to Security, Agent or DBus settings take effect at the next restart")
 		}
-		if fmt.Sprint(serverURLs(old)) != fmt.Sprint(serverURLs(env.cfg)) || old.TenantToken.Reveal() != env.cfg.TenantToken.Reveal() {
+		if fmt.Sprint(old.ServerURLs()) != fmt.Sprint(env.cfg.ServerURLs()) || old.TenantToken.Reveal() != env.cfg.TenantToken.Reveal() {
 			log.Info("servers or tenant changed; re-authenticating (the token cache keeps its old binding until the next restart)")
 			rt.agent.RequestRefresh()
 		}
