@@ -11,6 +11,8 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -46,4 +48,32 @@ func Unavailable(t testing.TB, reason string) {
 		t.Fatal(reason)
 	}
 	t.Skip(reason)
+}
+
+// ForbidDeps fails t for every package that the package in the test's
+// directory (import path self) depends on, in a cgo-free build as releases
+// are made, and that is one of bad or below one of them. self itself is
+// never reported, so a prefix may name the whole module.
+func ForbidDeps(t testing.TB, self string, bad ...string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, self) {
+		t.Fatalf("go list -deps did not list %s itself; call ForbidDeps from that package's tests", self)
+	}
+	for _, dep := range deps {
+		if dep == self {
+			continue
+		}
+		for _, b := range bad {
+			if dep == b || strings.HasPrefix(dep, b+"/") {
+				t.Errorf("%s depends on %s (forbidden: %s)", self, dep, b)
+			}
+		}
+	}
 }
