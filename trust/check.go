@@ -179,7 +179,8 @@ func (s *Store) checkServer(ctx context.Context, server string) []CheckResult {
 	}
 
 	tc, info, err := s.dialTLS(ctx, d.DialContext, "tcp", addr)
-	if err != nil && info.handshakeErr == nil {
+	var he *HandshakeError
+	if err != nil && !errors.As(err, &he) {
 		add(CheckConnect, CheckFail, err.Error(), "the server (or proxy) cannot be reached; check the URL, the network and any firewall")
 		return out
 	}
@@ -193,7 +194,7 @@ func (s *Store) checkServer(ctx context.Context, server string) []CheckResult {
 		return out
 	}
 	defer tc.Close()
-	st := info.state
+	st := tc.ConnectionState()
 	detail := tls.VersionName(st.Version)
 	if len(st.PeerCertificates) > 0 {
 		leaf := st.PeerCertificates[0]

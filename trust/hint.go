@@ -1,6 +1,7 @@
 package trust
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -108,13 +109,11 @@ func hintUnknownAuthority(hc hintContext, cert *x509.Certificate, sent []*x509.C
 	}
 	msg := fmt.Sprintf("server %s presented certificate %q issued by %q, which is not a trusted CA: %s or the system roots must hold the CA that issued it",
 		hc.server, cert.Subject.String(), cert.Issuer.String(), where)
-	if len(sent) == 1 && !bytesEqual(cert.RawIssuer, cert.RawSubject) {
+	if len(sent) == 1 && !bytes.Equal(cert.RawIssuer, cert.RawSubject) {
 		msg += "; if that issuer is an intermediate CA, configure the server to send its full certificate chain"
 	}
 	return msg
 }
-
-func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
 
 func hintValidity(hc hintContext, c *x509.Certificate) string {
 	window := fmt.Sprintf("valid from %s to %s", fmtTime(c.NotBefore), fmtTime(c.NotAfter))

@@ -99,11 +99,8 @@ func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // dialInfo tells Check what happened during a TLS dial.
 type dialInfo struct {
-	proxy        *url.URL
-	certAsked    bool
-	certSent     *tls.Certificate
-	state        tls.ConnectionState
-	handshakeErr error
+	certAsked bool
+	certSent  *tls.Certificate
 }
 
 // dialTLS connects to addr directly or through the configured proxy and
@@ -114,7 +111,8 @@ func (s *Store) dialTLS(ctx context.Context, dial dialFunc, network, addr string
 	if err != nil {
 		return nil, info, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	s.refresh()
+	// The trust files are re-read (when changed) by the handshake's own
+	// verification and client-certificate callbacks.
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout+handshakeTimeout)
 	defer cancel()
 
@@ -122,7 +120,6 @@ func (s *Store) dialTLS(ctx context.Context, dial dialFunc, network, addr string
 	if err != nil {
 		return nil, info, fmt.Errorf("proxy for %s: %w", addr, err)
 	}
-	info.proxy = proxyURL
 	var conn net.Conn
 	if proxyURL != nil {
 		conn, err = s.dialProxy(ctx, dial, proxyURL, addr)
@@ -148,9 +145,7 @@ func (s *Store) dialTLS(ctx context.Context, dial dialFunc, network, addr string
 		if info.certSent != nil {
 			he.ClientCertificate = info.certSent.Leaf
 		}
-		info.handshakeErr = he
 		return nil, info, he
 	}
-	info.state = tc.ConnectionState()
 	return tc, info, nil
 }

@@ -37,7 +37,6 @@ type manifest struct {
 	entries map[string]*manifestEntry
 	order   []*manifestEntry // as written
 	header  string           // the header.tar<sfx> path listed
-	maxData int              // highest payload index listed, -1 if none
 }
 
 // parseManifest parses the manifest strictly: every line is 64 lowercase
@@ -45,7 +44,7 @@ type manifest struct {
 // one version and one header line. It must only be called on bytes whose
 // signature has verified (or when running integrity-only).
 func parseManifest(raw []byte) (*manifest, error) {
-	m := &manifest{entries: make(map[string]*manifestEntry), maxData: -1}
+	m := &manifest{entries: make(map[string]*manifestEntry)}
 	if len(raw) == 0 {
 		return nil, invalid("manifest", "empty")
 	}
@@ -74,9 +73,6 @@ func parseManifest(raw []byte) (*manifest, error) {
 				return nil, invalid("manifest", fmt.Sprintf("line %d: second header entry %q (first %q)", lineNo, e.path, m.header))
 			}
 			m.header = e.path
-		default:
-			idx, _, _ := splitDataPath(e.path)
-			m.maxData = max(m.maxData, idx)
 		}
 	}
 	if m.entries["version"] == nil {
