@@ -17,12 +17,6 @@ import (
 const (
 	// DefaultRenewAtFraction renews a token after 75% of its lifetime.
 	DefaultRenewAtFraction = 0.75
-	// DefaultRenewJitterFraction spreads renewals over the 10% of the
-	// lifetime before the renewal time.
-	DefaultRenewJitterFraction = 0.10
-	// DefaultRenewMargin is the least time left on a token when it is
-	// renewed.
-	DefaultRenewMargin = 5 * time.Minute
 	// DefaultBackoffMin is the shortest wait after a failed attempt.
 	DefaultBackoffMin = 10 * time.Second
 	// DefaultBackoffMax is the longest wait after failed attempts; it
@@ -49,7 +43,8 @@ const maxRetryAfter = time.Hour
 // a renewal or an expiry due within this interval.
 const wallClockCheck = time.Minute
 
-// Config configures an Agent. Zero values select the defaults above.
+// Config configures an Agent. Zero values select the defaults above, except
+// for RenewJitterFraction and RenewMargin, whose zero means none.
 type Config struct {
 	// Authenticator performs authentication attempts. Required.
 	Authenticator Authenticator
@@ -74,10 +69,12 @@ type Config struct {
 	// renewed, in (0, 1].
 	RenewAtFraction float64
 	// RenewJitterFraction is the width of the random window before the
-	// renewal time, as a share of the lifetime, in [0, 1).
+	// renewal time, as a share of the lifetime, in [0, 1); zero means no
+	// jitter.
 	RenewJitterFraction float64
-	// RenewMargin is the least time left on a token when it is renewed. A
-	// token living less than twice the margin is renewed at half-life.
+	// RenewMargin is the least time left on a token when it is renewed
+	// (zero: none). A token living less than twice the margin is renewed at
+	// half-life.
 	RenewMargin time.Duration
 	// BackoffMin and BackoffMax bound the wait after failed attempts. The
 	// wait is drawn uniformly (full jitter) from a window that starts at
@@ -188,10 +185,18 @@ func New(cfg Config) (*Agent, error) {
 		}
 		return v
 	}
+	// Jitter and margin have a meaningful zero (none), so they are taken
+	// as given; the configuration supplies their defaults.
+	if cfg.RenewJitterFraction < 0 || cfg.RenewJitterFraction >= 1 {
+		err = errors.Join(err, fmt.Errorf("agent config: RenewJitterFraction is %v; it must be in [0, 1)", cfg.RenewJitterFraction))
+	}
+	if cfg.RenewMargin < 0 {
+		err = errors.Join(err, fmt.Errorf("agent config: RenewMargin is %s; it must not be negative", cfg.RenewMargin))
+	}
 	a.renew = renewPolicy{
 		atFraction:     fraction("RenewAtFraction", cfg.RenewAtFraction, DefaultRenewAtFraction, true),
-		jitterFraction: fraction("RenewJitterFraction", cfg.RenewJitterFraction, DefaultRenewJitterFraction, false),
-		margin:         duration("RenewMargin", cfg.RenewMargin, DefaultRenewMargin),
+		jitterFraction: cfg.RenewJitterFraction,
+		margin:         cfg.RenewMargin,
 	}
 	a.backoff = backoffPolicy{
 		min: duration("BackoffMin", cfg.BackoffMin, DefaultBackoffMin),

@@ -46,16 +46,17 @@ func newEnv(t *testing.T, mod func(*agent.Config)) *env {
 	logger.SetLevel(logrus.DebugLevel)
 	e := &env{t: t, auth: &agenttest.Authenticator{}, store: agenttest.NewStore(agent.Token{}), hook: hook}
 	cfg := agent.Config{
-		Authenticator:      e.auth,
-		Cache:              e.store,
-		Logger:             logger,
-		Now:                e.now,
-		Rand:               func() float64 { return 0 },
-		BuildTime:          time.Now().AddDate(-1, 0, 0),
-		BackoffMin:         10 * time.Second,
-		BackoffMax:         5 * time.Minute,
-		ClockRetryInterval: 5 * time.Second,
-		RenewMargin:        time.Minute,
+		Authenticator:       e.auth,
+		Cache:               e.store,
+		Logger:              logger,
+		Now:                 e.now,
+		Rand:                func() float64 { return 0 },
+		BuildTime:           time.Now().AddDate(-1, 0, 0),
+		BackoffMin:          10 * time.Second,
+		BackoffMax:          5 * time.Minute,
+		ClockRetryInterval:  5 * time.Second,
+		RenewMargin:         time.Minute,
+		RenewJitterFraction: 0.10,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -201,6 +202,25 @@ func TestRenewalJitterBounds(t *testing.T) {
 				advance(2 * time.Second)
 				assert.Equal(t, 2, e.auth.Calls())
 			})
+		})
+	}
+}
+
+// A jitter fraction of zero means no jitter (mender.conf documents 0 as
+// "disabled"), not the default: the renewal time ignores the random draw.
+func TestZeroJitterMeansNone(t *testing.T) {
+	for _, u := range []float64{0, 0.999} {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, func(c *agent.Config) {
+				c.Rand = func() float64 { return u }
+				c.RenewJitterFraction = 0
+			})
+			e.issue(time.Hour)
+			e.start()
+			advance(45*time.Minute - time.Second)
+			assert.Equal(t, 1, e.auth.Calls(), "u=%v", u)
+			advance(2 * time.Second)
+			assert.Equal(t, 2, e.auth.Calls(), "u=%v", u)
 		})
 	}
 }
@@ -842,7 +862,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "fraction above one", cfg: agent.Config{Authenticator: auth, RenewAtFraction: 1.5}, wantErr: "RenewAtFraction is 1.5"},
 		{name: "fraction one allowed", cfg: agent.Config{Authenticator: auth, RenewAtFraction: 1}},
 		{name: "negative jitter", cfg: agent.Config{Authenticator: auth, RenewJitterFraction: -0.1}, wantErr: "RenewJitterFraction is -0.1"},
-		{name: "jitter one", cfg: agent.Config{Authenticator: auth, RenewJitterFraction: 1}, wantErr: "RenewJitterFraction is 1; it must be in (0, 1)"},
+		{name: "jitter one", cfg: agent.Config{Authenticator: auth, RenewJitterFraction: 1}, wantErr: "RenewJitterFraction is 1; it must be in [0, 1)"},
 		{name: "negative margin", cfg: agent.Config{Authenticator: auth, RenewMargin: -time.Second}, wantErr: "RenewMargin is -1s"},
 		{name: "min above max", cfg: agent.Config{Authenticator: auth, BackoffMin: time.Hour, BackoffMax: time.Minute}, wantErr: "BackoffMin 1h0m0s is longer than BackoffMax 1m0s"},
 		{name: "min above default max", cfg: agent.Config{Authenticator: auth, BackoffMin: time.Hour}, wantErr: "longer than BackoffMax 5m0s"},
