@@ -261,7 +261,7 @@ func keepPrevious(prev string, old []byte, now time.Time) error {
 	case err == nil && bytes.Equal(cur, old):
 		return nil // an interrupted rotation already kept this key
 	case err == nil:
-		dst, err := freeName(prev + "-" + now.UTC().Format(timeSuffixFormat))
+		dst, err := atomicfile.FreeName(prev + "-" + now.UTC().Format(timeSuffixFormat))
 		if err != nil {
 			return err
 		}
@@ -372,31 +372,7 @@ func fixMode(path string, mode fs.FileMode, log logrus.FieldLogger) error {
 // moveAside renames a corrupt key to <path>.corrupt-<UTC time>, never over
 // an existing file, and makes the rename durable.
 func moveAside(path string, now time.Time) (string, error) {
-	dst, err := freeName(path + CorruptSuffix + now.UTC().Format(timeSuffixFormat))
-	if err != nil {
-		return "", err
-	}
-	if err := os.Rename(path, dst); err != nil {
-		return "", err
-	}
-	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
-		return "", err
-	}
-	return dst, nil
-}
-
-// freeName returns name, or name-N for the first N that does not exist.
-func freeName(name string) (string, error) {
-	cand := name
-	for i := 1; i < 1000; i++ {
-		if _, err := os.Lstat(cand); errors.Is(err, fs.ErrNotExist) {
-			return cand, nil
-		} else if err != nil {
-			return "", err
-		}
-		cand = fmt.Sprintf("%s-%d", name, i)
-	}
-	return "", fmt.Errorf("no free file name like %s", name)
+	return atomicfile.MoveAside(path, path+CorruptSuffix+now.UTC().Format(timeSuffixFormat))
 }
 
 // removeStaleTemps deletes temporary files a crashed atomicfile.WriteFile

@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
@@ -135,12 +134,11 @@ func LoadOrCreate(ctx context.Context, opts Options) (*Key, error) {
 			log.WithError(err).Error("TPM key cannot be loaded; leaving the key file in place because key generation is off")
 			return nil, fmt.Errorf("%w; the key file %s was left in place (key generation is off)", err, opts.Path)
 		}
-		aside := opts.Path + clearedSuffix + opts.Now().UTC().Format("20060102T150405Z")
-		if rerr := os.Rename(opts.Path, aside); rerr != nil {
+		// Never over an earlier moved-aside key: a board without a real-time
+		// clock may reach this twice at the same boot-time second.
+		aside, rerr := atomicfile.MoveAside(opts.Path, opts.Path+clearedSuffix+opts.Now().UTC().Format("20060102T150405Z"))
+		if rerr != nil {
 			return nil, fmt.Errorf("%w; moving %s aside: %w", err, opts.Path, rerr)
-		}
-		if serr := atomicfile.SyncDir(filepath.Dir(opts.Path)); serr != nil {
-			return nil, fmt.Errorf("%w; moved to %s: %w", err, aside, serr)
 		}
 		if !opts.RegenerateOnClear {
 			log.WithField(fieldMovedTo, aside).WithError(err).Error("TPM key cannot be loaded; moved it aside, not creating a new one because regeneration is off")

@@ -2,15 +2,17 @@
 // leaves either the old content or the complete new content at the path,
 // never a mix or a truncated file.
 //
-// It owns only that write protocol: temporary file in the target directory,
-// write, chmod, fsync, close, rename over the target, fsync the directory. It
-// is shared by keystore, tpm and the token cache. It imports the standard
+// It owns that write protocol (temporary file in the target directory,
+// write, chmod, fsync, close, rename over the target, fsync the directory)
+// and the rule for moving a file aside without overwriting anything. It is
+// shared by keystore, tpm and the token cache. It imports the standard
 // library only and must not import any other package of this module.
 package atomicfile
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -74,4 +76,35 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// FreeName returns name if nothing exists there, else name-N for the first
+// N that is free: files kept as evidence or history are never overwritten.
+func FreeName(name string) (string, error) {
+	cand := name
+	for i := 1; i < 1000; i++ {
+		if _, err := os.Lstat(cand); errors.Is(err, fs.ErrNotExist) {
+			return cand, nil
+		} else if err != nil {
+			return "", err
+		}
+		cand = fmt.Sprintf("%s-%d", name, i)
+	}
+	return "", fmt.Errorf("no free file name like %s", name)
+}
+
+// MoveAside renames path to dst, or to the FreeName of dst when dst is
+// taken, and makes the rename durable. It returns the name used.
+func MoveAside(path, dst string) (string, error) {
+	dst, err := FreeName(dst)
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(path, dst); err != nil {
+		return "", err
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return "", err
+	}
+	return dst, nil
 }

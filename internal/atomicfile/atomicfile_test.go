@@ -62,3 +62,21 @@ func TestWriteFileMissingDirKeepsNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), p)
 	assert.NoFileExists(t, p)
 }
+
+func TestMoveAsideNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "key.pem.aside")
+	var got []string
+	for _, content := range []string{"first", "second", "third"} {
+		p := filepath.Join(dir, "key.pem")
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		moved, err := MoveAside(p, dst)
+		require.NoError(t, err)
+		assert.NoFileExists(t, p)
+		data, err := os.ReadFile(moved)
+		require.NoError(t, err)
+		assert.Equal(t, content, string(data))
+		got = append(got, filepath.Base(moved))
+	}
+	assert.Equal(t, []string{"key.pem.aside", "key.pem.aside-1", "key.pem.aside-2"}, got)
+}
