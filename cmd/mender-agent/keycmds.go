@@ -113,10 +113,10 @@ func provisionCommand() *command {
 		summary: "create the device key without contacting a server and print data for preauthorization",
 		flags: func(o *options) {
 			o.String(&keyType, "", "key-type", "TYPE", "", "key type for a new key: ed25519, ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (default Security.AuthKeyType)")
-			o.String(&export, "", "export", "FORMAT", "json", "output format: json or csv")
+			o.String(&export, "", "export", "FORMAT", keystore.ProvisionJSON, "output format: json or csv")
 		},
 		run: func(ctx context.Context, g *globals, _ []string, std stdio) error {
-			if export != "json" && export != "csv" {
+			if export != keystore.ProvisionJSON && export != keystore.ProvisionCSV {
 				return usagef("--export %q: want json or csv", export)
 			}
 			env, err := g.load(std.err)

@@ -37,10 +37,7 @@ func verifyArtifactCommand() *command {
 				if err != nil {
 					return &exitError{code: exitUsage, err: err}
 				}
-				keys = env.cfg.ArtifactVerifyKeys
-				if env.cfg.ArtifactVerifyKey != "" {
-					keys = []string{env.cfg.ArtifactVerifyKey}
-				}
+				keys = env.cfg.VerifyKeys()
 				if len(keys) == 0 {
 					env.close()
 					return usagef("no verification key: give -k KEY or set ArtifactVerifyKey(s) in mender.conf")
