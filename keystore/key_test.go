@@ -27,7 +27,7 @@ func TestSignerContract(t *testing.T) {
 			// daemon really signs with.
 			dir := privateDir(t)
 			path := filepath.Join(dir, DefaultFileName)
-			require.NoError(t, writeFileKey(t, path, testKey(t, typ)))
+			writeFileKey(t, path, testKey(t, typ))
 			signertest.Run(t, func(t *testing.T) crypto.Signer {
 				k, err := Load(path, nil)
 				require.NoError(t, err)
@@ -38,10 +38,9 @@ func TestSignerContract(t *testing.T) {
 	}
 }
 
-func writeFileKey(t *testing.T, path string, k *Key) error {
+func writeFileKey(t *testing.T, path string, k *Key) {
 	t.Helper()
 	writeFile(t, filepath.Dir(path), filepath.Base(path), pkcs8PEM(t, k), 0o600)
-	return nil
 }
 
 func TestSignRefusals(t *testing.T) {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mender-agent/mender-agent/keystore"
 	"github.com/mender-agent/mender-agent/test/testenv"
 	"github.com/mender-agent/mender-agent/tpm"
 	"github.com/mender-agent/mender-agent/tpm/tpmtest"
@@ -58,9 +57,9 @@ func requireTPM2Provider(t *testing.T) {
 
 func spkiPEM(t *testing.T, pub crypto.PublicKey) []byte {
 	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	p, err := keystore.PublicKeyPEM(pub)
 	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return p
 }
 
 // TestOpenSSLUsesOurKey checks that a key file written by this package is
