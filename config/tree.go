@@ -79,7 +79,7 @@ func parseTree(file string, data []byte) (*node, error) {
 	p := &treeParser{file: file, data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	// The whole-input scanner of json.Unmarshal reports exact offsets; the
 	// streaming decoder below does not, so syntax is checked here first.
-	var v any
+	var v json.RawMessage // validates without building a value tree
 	if err := json.Unmarshal(data, &v); err != nil {
 		var se *json.SyntaxError
 		if !errors.As(err, &se) {
@@ -91,14 +91,8 @@ func parseTree(file string, data []byte) (*node, error) {
 		return nil, p.errAt(se.Offset-1, strings.TrimPrefix(se.Error(), "json: "))
 	}
 	p.dec.UseNumber()
-	root, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, p.errAt(p.dec.InputOffset(), "unexpected data after the top-level object")
-	}
-	return root, nil
+	// json.Unmarshal has already refused data after the top-level value.
+	return p.value(0)
 }
 
 type treeParser struct {
