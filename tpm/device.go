@@ -88,10 +88,8 @@ var devices = struct {
 
 // acquire returns the shared connection for name, opening it if needed,
 // or registering injected (the caller's open TPM) under name.
+// Callers pass the name after Options.defaults, so it is never empty.
 func acquire(name string, injected transport.TPM) (*device, error) {
-	if name == "" {
-		name = DefaultDevice
-	}
 	devices.mu.Lock()
 	defer devices.mu.Unlock()
 	if d, ok := devices.m[name]; ok {

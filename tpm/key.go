@@ -72,9 +72,6 @@ func (k *Key) Type() string { return k.typ }
 // Backend returns "tpm".
 func (k *Key) Backend() string { return Backend }
 
-// Device returns the TPM device the key is loaded in.
-func (k *Key) Device() string { return k.dev.name }
-
 // Close flushes the key from the TPM and releases the device connection.
 // It is idempotent; Sign fails after Close.
 func (k *Key) Close() error {

@@ -21,10 +21,9 @@ func TestParsePublic(t *testing.T) {
 	decryptOnly.ObjectAttributes.SignEncrypt = false
 	decryptOnly.ObjectAttributes.Decrypt = true
 	tests := []struct {
-		name     string
-		blob     []byte
-		wantType string
-		wantMsg  string
+		name    string
+		blob    []byte
+		wantMsg string
 	}{
 		{name: "template is not a key yet", blob: tpm2.Marshal(tpm2.New2B(template(TypeECDSAP256))), wantMsg: "not on the curve"},
 		{name: "RSA template without a modulus", blob: tpm2.Marshal(tpm2.New2B(template(TypeRSA2048))), wantMsg: "too weak"},
@@ -35,13 +34,8 @@ func TestParsePublic(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, typ, err := parsePublic(tc.blob)
-			if tc.wantMsg != "" {
-				assert.ErrorContains(t, err, tc.wantMsg)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.wantType, typ)
+			_, _, err := parsePublic(tc.blob)
+			assert.ErrorContains(t, err, tc.wantMsg)
 		})
 	}
 }
