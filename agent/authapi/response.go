@@ -14,8 +14,10 @@ import (
 	"github.com/mender-agent/mender-agent/agent"
 )
 
-// MaxRetryAfter bounds the delay a server can ask for with Retry-After, so
-// that a broken proxy cannot park a device for days.
+// MaxRetryAfter bounds the Retry-After value this package reports, so that
+// absurd values (seconds or dates years away) stay representable. How long
+// the device actually waits is the agent's policy, which caps it lower
+// (see agent.RetryAfterError).
 const MaxRetryAfter = 24 * time.Hour
 
 // maxErrorMessage bounds how much of a server's error message is quoted.
