@@ -109,7 +109,6 @@ type state struct {
 	deviceIDs  map[string]string // canonical identity -> device id
 	attrs      map[string][]Attribute
 	fault      *Fault
-	faultLeft  int
 	reqLog     []Request
 }
 
@@ -344,8 +343,7 @@ type Fault struct {
 // SetFault installs f, replacing any previous fault.
 func (s *Server) SetFault(f Fault) {
 	s.mu.Lock()
-	s.st.fault = &f
-	s.st.faultLeft = f.Count
+	s.st.fault = &f // a private copy: takeFault counts it down
 	s.mu.Unlock()
 }
 
@@ -366,12 +364,13 @@ func (s *Server) takeFault() *Fault {
 		return nil
 	}
 	if f.Count > 0 {
-		s.st.faultLeft--
-		if s.st.faultLeft <= 0 {
+		f.Count--
+		if f.Count == 0 {
 			s.st.fault = nil
 		}
 	}
-	return f
+	c := *f // handlers read it while later requests count down
+	return &c
 }
 
 // debugWriter sends net/http's own error lines (TLS handshake failures) to

@@ -228,7 +228,8 @@ func TestAuthPendingAcceptReject(t *testing.T) {
 	require.Error(t, s.Accept("no-such-device"))
 	require.NoError(t, s.Accept(pubPEM(t, key)), "a device can be accepted by its public key")
 
-	resp, jwt := s.do(t, http.MethodPost, authserver.PathAuth, "", bytes.NewReader(signedBody(t, key)), map[string]string{authserver.SignatureHeader: signature(t, key)})
+	authBody, sig := signedRequest(t, key, `{"mac":"m"}`)
+	resp, jwt := s.do(t, http.MethodPost, authserver.PathAuth, "", bytes.NewReader(authBody), map[string]string{authserver.SignatureHeader: sig})
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(jwt))
 	assert.Equal(t, "application/jwt", resp.Header.Get("Content-Type"))
 	assert.NotEmpty(t, resp.Header.Get(authserver.RequestIDHeader))
@@ -259,16 +260,6 @@ func TestAuthPendingAcceptReject(t *testing.T) {
 	assert.Equal(t, devs[0].ID, devs[1].ID)
 	assert.NotEqual(t, devs[0].AuthSetID, devs[1].AuthSetID)
 	assert.Equal(t, authserver.StatusPending, devs[1].Status)
-}
-
-func signedBody(t *testing.T, key crypto.Signer) []byte {
-	b, _ := signedRequest(t, key, `{"mac":"m"}`)
-	return b
-}
-
-func signature(t *testing.T, key crypto.Signer) string {
-	_, s := signedRequest(t, key, `{"mac":"m"}`)
-	return s
 }
 
 func TestDeviceAPIChecksTheBearerToken(t *testing.T) {
