@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mender-agent/mender-agent/agent"
+	"github.com/mender-agent/mender-agent/test/authserver"
 )
 
 const testTimeout = 60 * time.Second
@@ -370,26 +371,27 @@ func TestWebSocketEchoThroughForwarder(t *testing.T) {
 	resp, err := http.ReadResponse(br, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	assert.Equal(t, wsAccept(key), resp.Header.Get("Sec-WebSocket-Accept"))
+	assert.Equal(t, authserver.WebSocketAccept(key), resp.Header.Get("Sec-WebSocket-Accept"))
 	assert.True(t, strings.EqualFold(resp.Header.Get("Upgrade"), "websocket"))
 
 	h := <-headers
 	assert.Equal(t, "Bearer device-jwt", h.Get("Authorization"))
 
+	clientMask := []byte{0x12, 0x34, 0x56, 0x78} // clients must mask (RFC 6455 §5.3)
 	big := make([]byte, 70_000)
 	_, _ = rand.Read(big)
 	for _, msg := range [][]byte{[]byte("hello"), bytes.Repeat([]byte("m"), 300), big} {
-		require.NoError(t, writeFrame(conn, 0x2, msg, true))
-		op, got, err := readFrame(br)
+		require.NoError(t, authserver.WriteFrame(conn, authserver.Frame{Fin: true, Opcode: 0x2, Payload: msg}, clientMask))
+		fr, err := authserver.ReadFrame(br, false)
 		require.NoError(t, err)
-		assert.Equal(t, byte(0x2), op)
-		assert.Equal(t, sha(msg), sha(got), "echoed %d bytes", len(msg))
+		assert.Equal(t, byte(0x2), fr.Opcode)
+		assert.Equal(t, sha(msg), sha(fr.Payload), "echoed %d bytes", len(msg))
 	}
-	require.NoError(t, writeFrame(conn, 0x8, []byte{0x03, 0xe8}, true))
-	op, got, err := readFrame(br)
+	require.NoError(t, authserver.WriteFrame(conn, authserver.Frame{Fin: true, Opcode: 0x8, Payload: []byte{0x03, 0xe8}}, clientMask))
+	fr, err := authserver.ReadFrame(br, false)
 	require.NoError(t, err)
-	assert.Equal(t, byte(0x8), op)
-	assert.Equal(t, []byte{0x03, 0xe8}, got)
+	assert.Equal(t, byte(0x8), fr.Opcode)
+	assert.Equal(t, []byte{0x03, 0xe8}, fr.Payload)
 	_, err = br.ReadByte()
 	assert.ErrorIs(t, err, io.EOF, "the forwarder closes the client side when the server closes")
 }

@@ -1,17 +1,11 @@
 package forwarder
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mender-agent/mender-agent/test/authserver"
 	"github.com/mender-agent/mender-agent/test/testpki"
 )
 
@@ -91,13 +86,6 @@ func echoHandler(name string) http.Handler {
 	})
 }
 
-const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-func wsAccept(key string) string {
-	h := sha1.Sum([]byte(key + wsGUID))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
-
 // wsEchoHandler is an RFC 6455 server: it completes the handshake by
 // hijacking the connection and echoes every frame until a close frame.
 // It records the request headers it saw on seenHeader.
@@ -113,100 +101,21 @@ func wsEchoHandler(seenHeader chan<- http.Header) http.Handler {
 			return
 		}
 		defer conn.Close()
-		_, _ = fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(r.Header.Get("Sec-WebSocket-Key")))
+		_, _ = fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", authserver.WebSocketAccept(r.Header.Get("Sec-WebSocket-Key")))
 		if brw.Flush() != nil {
 			return
 		}
 		for {
-			op, payload, err := readFrame(brw.Reader)
+			f, err := authserver.ReadFrame(brw.Reader, true)
 			if err != nil {
 				return
 			}
-			if writeFrame(conn, op, payload, false) != nil || op == 0x8 {
+			f.Fin = true
+			if authserver.WriteFrame(conn, f, nil) != nil || f.Opcode == 0x8 {
 				return
 			}
 		}
 	})
-}
-
-// readFrame reads one unfragmented frame and unmasks it.
-func readFrame(r *bufio.Reader) (byte, []byte, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
-	}
-	if hdr[0]&0x80 == 0 {
-		return 0, nil, errors.New("fragmented frames are not used by these tests")
-	}
-	op := hdr[0] & 0x0f
-	n := uint64(hdr[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(b[:]))
-	case 127:
-		var b [8]byte
-		if _, err := io.ReadFull(r, b[:]); err != nil {
-			return 0, nil, err
-		}
-		n = binary.BigEndian.Uint64(b[:])
-	}
-	if n > 16<<20 {
-		return 0, nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	var mask [4]byte
-	masked := hdr[1]&0x80 != 0
-	if masked {
-		if _, err := io.ReadFull(r, mask[:]); err != nil {
-			return 0, nil, err
-		}
-	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, nil, err
-	}
-	if masked {
-		for i := range payload {
-			payload[i] ^= mask[i%4]
-		}
-	}
-	return op, payload, nil
-}
-
-// writeFrame writes one final frame; clients must mask (RFC 6455 §5.3).
-func writeFrame(w io.Writer, op byte, payload []byte, mask bool) error {
-	hdr := []byte{0x80 | op}
-	var maskBit byte
-	if mask {
-		maskBit = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		hdr = append(hdr, maskBit|byte(n))
-	case n <= 0xffff:
-		hdr = append(hdr, maskBit|126)
-		hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
-	default:
-		hdr = append(hdr, maskBit|127)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
-	}
-	body := payload
-	if mask {
-		var key [4]byte
-		if _, err := rand.Read(key[:]); err != nil {
-			return err
-		}
-		hdr = append(hdr, key[:]...)
-		body = make([]byte, len(payload))
-		for i := range payload {
-			body[i] = payload[i] ^ key[i%4]
-		}
-	}
-	_, err := w.Write(append(hdr, body...))
-	return err
 }
 
 // startForwarder runs a Forwarder with p's transport until the test ends.
