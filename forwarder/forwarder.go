@@ -302,12 +302,13 @@ func (f *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "mender-agent forwarder: the request target must be an absolute path", http.StatusBadRequest)
 		return
 	}
-	if refused(r.URL) {
+	auth, dots := checkPath(r.URL)
+	if auth {
 		f.log.WithField(fieldMethod, r.Method).WithField(fieldPath, r.URL.Path).Warn("refused a local request to the authentication API")
 		http.Error(w, "mender-agent forwarder: the device authentication API is not reachable through the local forwarder", http.StatusForbidden)
 		return
 	}
-	if hasDotSegment(r.URL) {
+	if dots {
 		// Legitimate API paths have none, and the server's path prefix is
 		// joined in front of the client's path: "/../" could climb out of
 		// it past the authentication check above.
@@ -333,26 +334,39 @@ func (f *Forwarder) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// hasDotSegment reports whether u's path, decoded however many times a
-// chain of servers might decode it, has a "." or ".." segment.
-func hasDotSegment(u *url.URL) bool {
+// maxDecodes bounds the percent-decoding rounds of checkPath.
+const maxDecodes = 8
+
+// checkPath looks at u's path however it is spelled (decoded, escaped,
+// raw) and however many times a chain of servers might percent-decode it.
+// auth reports whether the fully decoded path addresses the authentication
+// API, with repeated slashes, dot segments, backslashes and letter case
+// normalized the way a server or gateway might; dots reports whether any
+// of those forms has a "." or ".." segment.
+func checkPath(u *url.URL) (auth, dots bool) {
 	paths := [...]string{u.Path, u.EscapedPath(), u.RawPath}
 	for i, p := range paths {
-		if seenBefore(paths[:i], p) {
+		if p == "" || seenBefore(paths[:i], p) {
 			continue
 		}
-		for range maxDecodes {
-			if dotSegment(p) {
-				return true
-			}
+		for n := 0; ; n++ {
+			dots = dots || dotSegment(p)
 			unescaped, err := url.PathUnescape(p)
-			if err != nil || unescaped == p {
+			if err != nil || unescaped == p || n == maxDecodes {
 				break
 			}
 			p = unescaped
 		}
+		// A backslash is a separator to some servers.
+		p = strings.ReplaceAll(p, `\`, "/")
+		if !strings.HasPrefix(p, "/") {
+			p = "/" + p
+		}
+		if strings.HasPrefix(strings.ToLower(path.Clean(p)), AuthPathPrefix) {
+			auth = true
+		}
 	}
-	return false
+	return auth, dots
 }
 
 // dotSegment reports whether p, split at slashes and backslashes, has a
@@ -378,39 +392,6 @@ func dotSegment(p string) bool {
 func seenBefore(earlier []string, p string) bool {
 	for _, e := range earlier {
 		if e == p {
-			return true
-		}
-	}
-	return false
-}
-
-// maxDecodes bounds the percent-decoding rounds of refused.
-const maxDecodes = 8
-
-// refused reports whether u addresses the authentication API, however its
-// path is spelled: percent-encoding, repeated slashes, dot segments and
-// letter case are all normalized the way a server or gateway might.
-func refused(u *url.URL) bool {
-	paths := [...]string{u.Path, u.EscapedPath(), u.RawPath}
-	for i, p := range paths {
-		if p == "" || seenBefore(paths[:i], p) {
-			continue
-		}
-		// Decode until stable: a chain of proxies may decode more than once.
-		for range maxDecodes {
-			unescaped, err := url.PathUnescape(p)
-			if err != nil || unescaped == p {
-				break
-			}
-			p = unescaped
-		}
-		// A backslash is a separator to some servers.
-		p = strings.ReplaceAll(p, `\`, "/")
-		if !strings.HasPrefix(p, "/") {
-			p = "/" + p
-		}
-		c := strings.ToLower(path.Clean(p))
-		if strings.HasPrefix(c, AuthPathPrefix) {
 			return true
 		}
 	}
