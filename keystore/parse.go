@@ -160,11 +160,19 @@ type sec1Key struct {
 	PublicKey  asn1.BitString        `asn1:"optional,explicit,tag:1"`
 }
 
+// checkCurve refuses an EC key on a curve the server does not accept.
+func checkCurve(curve asn1.ObjectIdentifier) error {
+	if name, ok := curveNames[curve.String()]; !ok || !supportedCurve(name) {
+		return fmt.Errorf("%w: key type ECDSA %s; the server accepts ECDSA P-256, P-384 and P-521", ErrUnsupportedKey, curveName(curve))
+	}
+	return nil
+}
+
 func classifySEC1(der []byte, decrypted bool) error {
 	var k sec1Key
 	if _, err := asn1.Unmarshal(der, &k); err == nil && len(k.Curve) > 0 {
-		if name, ok := curveNames[k.Curve.String()]; !ok || !supportedCurve(name) {
-			return fmt.Errorf("%w: key type ECDSA %s; the server accepts ECDSA P-256, P-384 and P-521", ErrUnsupportedKey, curveName(k.Curve))
+		if err := checkCurve(k.Curve); err != nil {
+			return err
 		}
 	}
 	if decrypted {
@@ -236,8 +244,8 @@ func classifyPKCS8(der []byte) error {
 	case name == "ECDSA":
 		var curve asn1.ObjectIdentifier
 		if _, err := asn1.Unmarshal(k.Algo.Parameters.FullBytes, &curve); err == nil {
-			if n, ok := curveNames[curve.String()]; !ok || !supportedCurve(n) {
-				return fmt.Errorf("%w: key type ECDSA %s; the server accepts ECDSA P-256, P-384 and P-521", ErrUnsupportedKey, curveName(curve))
+			if err := checkCurve(curve); err != nil {
+				return err
 			}
 		}
 		return fmt.Errorf("%w: the PKCS#8 EC key does not parse", ErrCorruptKey)
