@@ -88,7 +88,7 @@ func encodePrivate(k *Key, passphrase []byte) ([]byte, error) {
 	if len(passphrase) == 0 {
 		der, err := x509.MarshalPKCS8PrivateKey(k.priv)
 		if err != nil {
-			return nil, fmt.Errorf("encode %s private key: %w", k.typ, err)
+			return nil, fmt.Errorf("encode %s private key: %w", k.info.Type, err)
 		}
 		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 	}
@@ -101,7 +101,7 @@ func encodePrivate(k *Key, passphrase []byte) ([]byte, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("encrypt %s private key: %w", k.typ, err)
+		return nil, fmt.Errorf("encrypt %s private key: %w", k.info.Type, err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: der}), nil
 }

@@ -14,7 +14,7 @@ import (
 
 func TestInfoOutput(t *testing.T) {
 	k := testKey(t, TypeEd25519)
-	k.path = "/var/lib/mender/mender-agent.pem"
+	k.info.Path = "/var/lib/mender/mender-agent.pem"
 	info := k.Info()
 
 	var text bytes.Buffer

@@ -46,11 +46,8 @@ const minRSABits = 2048
 // concurrent use by any number of goroutines, and Sign holds no lock. A Key
 // owns no goroutines and no open files.
 type Key struct {
-	priv        crypto.Signer // *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey
-	typ         string
-	fingerprint string
-	pubPEM      []byte
-	path        string
+	priv crypto.Signer // *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey
+	info Info          // type, fingerprint, public key PEM and path, computed once
 }
 
 var _ crypto.Signer = (*Key)(nil)
@@ -72,20 +69,11 @@ func newKey(priv any, path string) (*Key, error) {
 		return nil, fmt.Errorf("%w: key type %s; the server accepts RSA (>= %d bits), ECDSA P-256/P-384/P-521 and Ed25519",
 			ErrUnsupportedKey, describePrivate(priv), minRSABits)
 	}
-	pub := signer.Public()
-	typ, err := KeyTypeOf(pub)
+	info, err := NewInfo(BackendFile, path, signer.Public())
 	if err != nil {
 		return nil, err
 	}
-	fp, err := Fingerprint(pub)
-	if err != nil {
-		return nil, err
-	}
-	pemBytes, err := PublicKeyPEM(pub)
-	if err != nil {
-		return nil, err
-	}
-	return &Key{priv: signer, typ: typ, fingerprint: fp, pubPEM: pemBytes, path: path}, nil
+	return &Key{priv: signer, info: info}, nil
 }
 
 // Public returns the public key: *rsa.PublicKey, *ecdsa.PublicKey or
@@ -112,7 +100,7 @@ func (k *Key) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 	switch p := k.priv.(type) {
 	case ed25519.PrivateKey:
 		if h != 0 {
-			return nil, fmt.Errorf("%w: %s keys sign the raw message (pure Ed25519, hash 0), not a %s digest", ErrUnsupportedSignature, k.typ, h)
+			return nil, fmt.Errorf("%w: %s keys sign the raw message (pure Ed25519, hash 0), not a %s digest", ErrUnsupportedSignature, k.info.Type, h)
 		}
 		if o, ok := opts.(*ed25519.Options); ok && o.Context != "" {
 			return nil, fmt.Errorf("%w: Ed25519ctx (context %q) is not verified by the server; use pure Ed25519", ErrUnsupportedSignature, o.Context)
@@ -122,12 +110,12 @@ func (k *Key) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		if _, ok := opts.(*rsa.PSSOptions); ok {
 			return nil, fmt.Errorf("%w: RSA-PSS; the server verifies RSA PKCS#1 v1.5 signatures only", ErrUnsupportedSignature)
 		}
-		if err := checkDigest(k.typ, h, digest); err != nil {
+		if err := checkDigest(k.info.Type, h, digest); err != nil {
 			return nil, err
 		}
 		return rsa.SignPKCS1v15(rand, p, h, digest)
 	case *ecdsa.PrivateKey:
-		if err := checkDigest(k.typ, h, digest); err != nil {
+		if err := checkDigest(k.info.Type, h, digest); err != nil {
 			return nil, err
 		}
 		return ecdsa.SignASN1(rand, p, digest)
@@ -154,32 +142,24 @@ func checkDigest(typ string, h crypto.Hash, digest []byte) error {
 
 // Type returns the key type: "ed25519", "ecdsa-p256", "ecdsa-p384",
 // "ecdsa-p521" or "rsa-<bits>".
-func (k *Key) Type() string { return k.typ }
+func (k *Key) Type() string { return k.info.Type }
 
 // Fingerprint returns the SHA-256 fingerprint of the public key's SPKI DER
 // encoding, as "SHA256:" followed by 64 lowercase hex digits. The same value
 // is printed by `openssl pkey -in KEY -pubout -outform DER | sha256sum`.
-func (k *Key) Fingerprint() string { return k.fingerprint }
+func (k *Key) Fingerprint() string { return k.info.Fingerprint }
 
 // PublicKeyPEM returns the public key as an SPKI "PUBLIC KEY" PEM block with
 // a trailing newline: exactly the pubkey field of the auth request. The
 // caller may modify the returned slice.
-func (k *Key) PublicKeyPEM() []byte { return append([]byte(nil), k.pubPEM...) }
+func (k *Key) PublicKeyPEM() []byte { return []byte(k.info.PublicKeyPEM) }
 
 // Path returns the file the key was loaded from or written to, or "" for a
 // key that lives only in memory (Generate).
-func (k *Key) Path() string { return k.path }
+func (k *Key) Path() string { return k.info.Path }
 
 // Info describes the key for show-key and provision output.
-func (k *Key) Info() Info {
-	return Info{
-		Backend:      BackendFile,
-		Path:         k.path,
-		Type:         k.typ,
-		Fingerprint:  k.fingerprint,
-		PublicKeyPEM: string(k.pubPEM),
-	}
-}
+func (k *Key) Info() Info { return k.info }
 
 // Fingerprint returns the SHA-256 fingerprint of pub's SPKI DER encoding in
 // the format of (*Key).Fingerprint. pub must be a key type the server

@@ -231,7 +231,7 @@ func Rotate(opts Options) (*Key, error) {
 	if err := save(k, opts); err != nil {
 		return nil, fmt.Errorf("rotate device key %s: %w (the old key is still in place)", opts.Path, err)
 	}
-	k.path = opts.Path
+	k.info.Path = opts.Path
 	log.WithFields(logrus.Fields{fieldKeyType: k.Type(), fieldFingerprint: k.Fingerprint(), fieldPrevious: prev}).
 		Info("replaced the device key; the previous key is kept: the device will appear on the server as a new pending device unless the new key was preauthorized")
 	return k, nil
@@ -287,7 +287,7 @@ func create(opts Options, typ string, log logrus.FieldLogger) (*Key, error) {
 	if err := save(k, opts); err != nil {
 		return nil, err
 	}
-	k.path = opts.Path
+	k.info.Path = opts.Path
 	log.WithFields(logrus.Fields{fieldKeyType: k.Type(), fieldFingerprint: k.Fingerprint()}).Info("generated a new device key")
 	return k, nil
 }
